@@ -1,0 +1,21 @@
+// Package mixin holds the reusable ent mixins of the runledger schema. A schema
+// in ent/schema reads as the list of what it has:
+//
+//	func (Run) Mixin() []ent.Mixin {
+//		return mixin.Entity(mixin.StatusTracking{})
+//	}
+//
+// Behaviour that belongs to a mixin lives with it: Audit fills created_by and
+// updated_by from runledger.WithActor, Version guards updates with the version
+// that was read, SoftDelete hides and soft-deletes rows. The database enforces
+// the same invariants on its own (see migrate/migrations); the mixins add typed
+// errors and ergonomics on top.
+package mixin
+
+import "entgo.io/ent"
+
+// Entity returns the mixins every versioned entity has (Timestamp, Audit,
+// Version, SoftDelete) followed by extra.
+func Entity(extra ...ent.Mixin) []ent.Mixin {
+	return append([]ent.Mixin{Timestamp{}, Audit{}, Version{}, SoftDelete{}}, extra...)
+}
