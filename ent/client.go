@@ -430,7 +430,8 @@ func (c *AutomationClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *AutomationClient) Interceptors() []Interceptor {
-	return c.inters.Automation
+	inters := c.inters.Automation
+	return append(inters[:len(inters):len(inters)], automation.Interceptors[:]...)
 }
 
 func (c *AutomationClient) mutate(ctx context.Context, m *AutomationMutation) (Value, error) {
@@ -612,7 +613,8 @@ func (c *BatchClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *BatchClient) Interceptors() []Interceptor {
-	return c.inters.Batch
+	inters := c.inters.Batch
+	return append(inters[:len(inters):len(inters)], batch.Interceptors[:]...)
 }
 
 func (c *BatchClient) mutate(ctx context.Context, m *BatchMutation) (Value, error) {
@@ -794,7 +796,8 @@ func (c *BatchExecutionClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *BatchExecutionClient) Interceptors() []Interceptor {
-	return c.inters.BatchExecution
+	inters := c.inters.BatchExecution
+	return append(inters[:len(inters):len(inters)], batchexecution.Interceptors[:]...)
 }
 
 func (c *BatchExecutionClient) mutate(ctx context.Context, m *BatchExecutionMutation) (Value, error) {
@@ -944,7 +947,8 @@ func (c *EngineClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *EngineClient) Interceptors() []Interceptor {
-	return c.inters.Engine
+	inters := c.inters.Engine
+	return append(inters[:len(inters):len(inters)], engine.Interceptors[:]...)
 }
 
 func (c *EngineClient) mutate(ctx context.Context, m *EngineMutation) (Value, error) {
@@ -1110,7 +1114,8 @@ func (c *ItemClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *ItemClient) Interceptors() []Interceptor {
-	return c.inters.Item
+	inters := c.inters.Item
+	return append(inters[:len(inters):len(inters)], item.Interceptors[:]...)
 }
 
 func (c *ItemClient) mutate(ctx context.Context, m *ItemMutation) (Value, error) {
@@ -1308,7 +1313,8 @@ func (c *ItemExecutionClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *ItemExecutionClient) Interceptors() []Interceptor {
-	return c.inters.ItemExecution
+	inters := c.inters.ItemExecution
+	return append(inters[:len(inters):len(inters)], itemexecution.Interceptors[:]...)
 }
 
 func (c *ItemExecutionClient) mutate(ctx context.Context, m *ItemExecutionMutation) (Value, error) {
@@ -1452,7 +1458,8 @@ func (c *ItemStateHistoryClient) QueryItemExecution(_m *ItemStateHistory) *ItemE
 
 // Hooks returns the client hooks.
 func (c *ItemStateHistoryClient) Hooks() []Hook {
-	return c.hooks.ItemStateHistory
+	hooks := c.hooks.ItemStateHistory
+	return append(hooks[:len(hooks):len(hooks)], itemstatehistory.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -1623,7 +1630,8 @@ func (c *OrchestrationInstanceClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *OrchestrationInstanceClient) Interceptors() []Interceptor {
-	return c.inters.OrchestrationInstance
+	inters := c.inters.OrchestrationInstance
+	return append(inters[:len(inters):len(inters)], orchestrationinstance.Interceptors[:]...)
 }
 
 func (c *OrchestrationInstanceClient) mutate(ctx context.Context, m *OrchestrationInstanceMutation) (Value, error) {
@@ -1821,7 +1829,8 @@ func (c *RunClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *RunClient) Interceptors() []Interceptor {
-	return c.inters.Run
+	inters := c.inters.Run
+	return append(inters[:len(inters):len(inters)], run.Interceptors[:]...)
 }
 
 func (c *RunClient) mutate(ctx context.Context, m *RunMutation) (Value, error) {
@@ -1987,7 +1996,8 @@ func (c *RunOrchestrationClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *RunOrchestrationClient) Interceptors() []Interceptor {
-	return c.inters.RunOrchestration
+	inters := c.inters.RunOrchestration
+	return append(inters[:len(inters):len(inters)], runorchestration.Interceptors[:]...)
 }
 
 func (c *RunOrchestrationClient) mutate(ctx context.Context, m *RunOrchestrationMutation) (Value, error) {

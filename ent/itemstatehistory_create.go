@@ -120,7 +120,9 @@ func (_c *ItemStateHistoryCreate) Mutation() *ItemStateHistoryMutation {
 
 // Save creates the ItemStateHistory in the database.
 func (_c *ItemStateHistoryCreate) Save(ctx context.Context) (*ItemStateHistory, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -147,19 +149,29 @@ func (_c *ItemStateHistoryCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *ItemStateHistoryCreate) defaults() {
+func (_c *ItemStateHistoryCreate) defaults() error {
 	if _, ok := _c.mutation.ChangedAt(); !ok {
+		if itemstatehistory.DefaultChangedAt == nil {
+			return fmt.Errorf("ent: uninitialized itemstatehistory.DefaultChangedAt (forgotten import ent/runtime?)")
+		}
 		v := itemstatehistory.DefaultChangedAt()
 		_c.mutation.SetChangedAt(v)
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if itemstatehistory.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized itemstatehistory.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := itemstatehistory.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if itemstatehistory.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized itemstatehistory.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := itemstatehistory.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -1,10 +1,17 @@
 package mixin
 
 import (
+	"context"
+	"fmt"
+
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 	entmixin "entgo.io/ent/schema/mixin"
+
+	"github.com/runledger/runledger"
+	gen "github.com/runledger/runledger/ent"
 )
 
 // SoftDelete adds is_active, bool not null default true, indexed.
@@ -27,4 +34,53 @@ func (SoftDelete) Fields() []ent.Field {
 // Indexes of the SoftDelete mixin.
 func (SoftDelete) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("is_active")}
+}
+
+// Interceptors of the SoftDelete mixin: hide inactive rows.
+func (SoftDelete) Interceptors() []ent.Interceptor {
+	return []ent.Interceptor{
+		ent.TraverseFunc(func(ctx context.Context, q ent.Query) error {
+			if runledger.IncludesInactive(ctx) {
+				return nil
+			}
+			w, ok := q.(interface{ WhereP(...func(*sql.Selector)) })
+			if !ok {
+				return fmt.Errorf("mixin: soft delete: unexpected query type %T", q)
+			}
+			w.WhereP(sql.FieldEQ("is_active", true))
+			return nil
+		}),
+	}
+}
+
+// Hooks of the SoftDelete mixin: turn deletes into is_active = false.
+func (SoftDelete) Hooks() []ent.Hook {
+	return []ent.Hook{softDeleteHook}
+}
+
+// softDeletable is what the SoftDelete hook needs of a generated mutation.
+type softDeletable interface {
+	ent.Mutation
+	SetOp(ent.Op)
+	Client() *gen.Client
+	WhereP(...func(*sql.Selector))
+}
+
+func softDeleteHook(next ent.Mutator) ent.Mutator {
+	return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+		if !m.Op().Is(ent.OpDelete|ent.OpDeleteOne) || runledger.IsHardDelete(ctx) {
+			return next.Mutate(ctx, m)
+		}
+		mx, ok := m.(softDeletable)
+		if !ok {
+			return nil, fmt.Errorf("mixin: soft delete: unexpected mutation type %T", m)
+		}
+		// Deleting an already inactive row finds nothing, like a hard delete would.
+		mx.WhereP(sql.FieldEQ("is_active", true))
+		mx.SetOp(ent.OpUpdate)
+		if err := mx.SetField("is_active", false); err != nil {
+			return nil, fmt.Errorf("mixin: soft delete: %w", err)
+		}
+		return mx.Client().Mutate(ctx, mx)
+	})
 }

@@ -1,9 +1,18 @@
 package mixin
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/schema/field"
 	entmixin "entgo.io/ent/schema/mixin"
+	"github.com/google/uuid"
+
+	"github.com/runledger/runledger"
+	gen "github.com/runledger/runledger/ent"
 )
 
 // Version adds version, integer not null default 1, for optimistic locking.
@@ -20,4 +29,63 @@ func (Version) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int32("version").Default(1),
 	}
+}
+
+// Hooks of the Version mixin.
+func (Version) Hooks() []ent.Hook {
+	return []ent.Hook{versionHook}
+}
+
+// versioned is what the Version hook needs of a generated mutation.
+type versioned interface {
+	ent.Mutation
+	WhereP(...func(*sql.Selector))
+}
+
+func versionHook(next ent.Mutator) ent.Mutator {
+	return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+		switch {
+		case m.Op().Is(ent.OpUpdateOne):
+			return guardedUpdateOne(ctx, next, m)
+		case m.Op().Is(ent.OpUpdate):
+			// A bulk update has nothing read to compare with: it only bumps.
+			if err := m.AddField("version", int32(1)); err != nil {
+				return nil, fmt.Errorf("mixin: version: %w", err)
+			}
+		}
+		return next.Mutate(ctx, m)
+	})
+}
+
+// guardedUpdateOne adds WHERE version = <read> and SET version = <read> + 1.
+// UpdateOne(entity) carries the version that was read; UpdateOneID reads it.
+func guardedUpdateOne(ctx context.Context, next ent.Mutator, m ent.Mutation) (ent.Value, error) {
+	mx, ok := m.(versioned)
+	if !ok {
+		return nil, fmt.Errorf("mixin: version: unexpected mutation type %T", m)
+	}
+	old, err := m.OldField(ctx, "version")
+	if err != nil {
+		return nil, err
+	}
+	read, ok := old.(int32)
+	if !ok {
+		return nil, fmt.Errorf("mixin: version: unexpected version type %T", old)
+	}
+	if err := m.SetField("version", read+1); err != nil {
+		return nil, fmt.Errorf("mixin: version: %w", err)
+	}
+	mx.WhereP(sql.FieldEQ("version", read))
+	v, err := next.Mutate(ctx, m)
+	var nf *gen.NotFoundError
+	if errors.As(err, &nf) {
+		id := ""
+		if ider, ok := m.(interface{ ID() (uuid.UUID, bool) }); ok {
+			if u, ok := ider.ID(); ok {
+				id = u.String()
+			}
+		}
+		return nil, &runledger.StaleError{Table: m.Type(), ID: id, Version: read}
+	}
+	return v, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/google/uuid"
@@ -63,7 +64,13 @@ func ValidColumn(column string) bool {
 	return false
 }
 
+// Note that the variables below are initialized by the runtime
+// package on the initialization of the application. Therefore,
+// it should be imported in the main as follows:
+//
+//	import _ "github.com/runledger/runledger/ent/runtime"
 var (
+	Hooks [2]ent.Hook
 	// DefaultChangedAt holds the default value on creation for the "changed_at" field.
 	DefaultChangedAt func() time.Time
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.

@@ -25,7 +25,13 @@ import (
 func init() {
 	automationMixin := schema.Automation{}.Mixin()
 	automationMixinHooks1 := automationMixin[1].Hooks()
+	automationMixinHooks2 := automationMixin[2].Hooks()
+	automationMixinHooks3 := automationMixin[3].Hooks()
 	automation.Hooks[0] = automationMixinHooks1[0]
+	automation.Hooks[1] = automationMixinHooks2[0]
+	automation.Hooks[2] = automationMixinHooks3[0]
+	automationMixinInters3 := automationMixin[3].Interceptors()
+	automation.Interceptors[0] = automationMixinInters3[0]
 	automationMixinFields0 := automationMixin[0].Fields()
 	_ = automationMixinFields0
 	automationMixinFields1 := automationMixin[1].Fields()
@@ -86,7 +92,13 @@ func init() {
 	automation.DefaultID = automationDescID.Default.(func() uuid.UUID)
 	batchMixin := schema.Batch{}.Mixin()
 	batchMixinHooks1 := batchMixin[1].Hooks()
+	batchMixinHooks2 := batchMixin[2].Hooks()
+	batchMixinHooks3 := batchMixin[3].Hooks()
 	batch.Hooks[0] = batchMixinHooks1[0]
+	batch.Hooks[1] = batchMixinHooks2[0]
+	batch.Hooks[2] = batchMixinHooks3[0]
+	batchMixinInters3 := batchMixin[3].Interceptors()
+	batch.Interceptors[0] = batchMixinInters3[0]
 	batchMixinFields0 := batchMixin[0].Fields()
 	_ = batchMixinFields0
 	batchMixinFields1 := batchMixin[1].Fields()
@@ -147,7 +159,13 @@ func init() {
 	batch.DefaultID = batchDescID.Default.(func() uuid.UUID)
 	batchexecutionMixin := schema.BatchExecution{}.Mixin()
 	batchexecutionMixinHooks1 := batchexecutionMixin[1].Hooks()
+	batchexecutionMixinHooks2 := batchexecutionMixin[2].Hooks()
+	batchexecutionMixinHooks3 := batchexecutionMixin[3].Hooks()
 	batchexecution.Hooks[0] = batchexecutionMixinHooks1[0]
+	batchexecution.Hooks[1] = batchexecutionMixinHooks2[0]
+	batchexecution.Hooks[2] = batchexecutionMixinHooks3[0]
+	batchexecutionMixinInters3 := batchexecutionMixin[3].Interceptors()
+	batchexecution.Interceptors[0] = batchexecutionMixinInters3[0]
 	batchexecutionMixinFields0 := batchexecutionMixin[0].Fields()
 	_ = batchexecutionMixinFields0
 	batchexecutionMixinFields1 := batchexecutionMixin[1].Fields()
@@ -192,7 +210,13 @@ func init() {
 	batchexecution.DefaultID = batchexecutionDescID.Default.(func() uuid.UUID)
 	engineMixin := schema.Engine{}.Mixin()
 	engineMixinHooks1 := engineMixin[1].Hooks()
+	engineMixinHooks2 := engineMixin[2].Hooks()
+	engineMixinHooks3 := engineMixin[3].Hooks()
 	engine.Hooks[0] = engineMixinHooks1[0]
+	engine.Hooks[1] = engineMixinHooks2[0]
+	engine.Hooks[2] = engineMixinHooks3[0]
+	engineMixinInters3 := engineMixin[3].Interceptors()
+	engine.Interceptors[0] = engineMixinInters3[0]
 	engineMixinFields0 := engineMixin[0].Fields()
 	_ = engineMixinFields0
 	engineMixinFields1 := engineMixin[1].Fields()
@@ -271,7 +295,15 @@ func init() {
 	engine.DefaultID = engineDescID.Default.(func() uuid.UUID)
 	itemMixin := schema.Item{}.Mixin()
 	itemMixinHooks1 := itemMixin[1].Hooks()
+	itemMixinHooks2 := itemMixin[2].Hooks()
+	itemMixinHooks3 := itemMixin[3].Hooks()
 	item.Hooks[0] = itemMixinHooks1[0]
+	item.Hooks[1] = itemMixinHooks2[0]
+	item.Hooks[2] = itemMixinHooks3[0]
+	itemMixinInters3 := itemMixin[3].Interceptors()
+	itemInters := schema.Item{}.Interceptors()
+	item.Interceptors[0] = itemMixinInters3[0]
+	item.Interceptors[1] = itemInters[0]
 	itemMixinFields0 := itemMixin[0].Fields()
 	_ = itemMixinFields0
 	itemMixinFields1 := itemMixin[1].Fields()
@@ -318,7 +350,13 @@ func init() {
 	item.DefaultID = itemDescID.Default.(func() uuid.UUID)
 	itemexecutionMixin := schema.ItemExecution{}.Mixin()
 	itemexecutionMixinHooks1 := itemexecutionMixin[1].Hooks()
+	itemexecutionMixinHooks2 := itemexecutionMixin[2].Hooks()
+	itemexecutionMixinHooks3 := itemexecutionMixin[3].Hooks()
 	itemexecution.Hooks[0] = itemexecutionMixinHooks1[0]
+	itemexecution.Hooks[1] = itemexecutionMixinHooks2[0]
+	itemexecution.Hooks[2] = itemexecutionMixinHooks3[0]
+	itemexecutionMixinInters3 := itemexecutionMixin[3].Interceptors()
+	itemexecution.Interceptors[0] = itemexecutionMixinInters3[0]
 	itemexecutionMixinFields0 := itemexecutionMixin[0].Fields()
 	_ = itemexecutionMixinFields0
 	itemexecutionMixinFields1 := itemexecutionMixin[1].Fields()
@@ -377,6 +415,9 @@ func init() {
 	itemexecutionDescID := itemexecutionFields[0].Descriptor()
 	// itemexecution.DefaultID holds the default value on creation for the id field.
 	itemexecution.DefaultID = itemexecutionDescID.Default.(func() uuid.UUID)
+	itemstatehistoryHooks := schema.ItemStateHistory{}.Hooks()
+	itemstatehistory.Hooks[0] = itemstatehistoryHooks[0]
+	itemstatehistory.Hooks[1] = itemstatehistoryHooks[1]
 	itemstatehistoryFields := schema.ItemStateHistory{}.Fields()
 	_ = itemstatehistoryFields
 	// itemstatehistoryDescChangedAt is the schema descriptor for changed_at field.
@@ -397,7 +438,13 @@ func init() {
 	itemstatehistory.DefaultID = itemstatehistoryDescID.Default.(func() uuid.UUID)
 	orchestrationinstanceMixin := schema.OrchestrationInstance{}.Mixin()
 	orchestrationinstanceMixinHooks1 := orchestrationinstanceMixin[1].Hooks()
+	orchestrationinstanceMixinHooks2 := orchestrationinstanceMixin[2].Hooks()
+	orchestrationinstanceMixinHooks3 := orchestrationinstanceMixin[3].Hooks()
 	orchestrationinstance.Hooks[0] = orchestrationinstanceMixinHooks1[0]
+	orchestrationinstance.Hooks[1] = orchestrationinstanceMixinHooks2[0]
+	orchestrationinstance.Hooks[2] = orchestrationinstanceMixinHooks3[0]
+	orchestrationinstanceMixinInters3 := orchestrationinstanceMixin[3].Interceptors()
+	orchestrationinstance.Interceptors[0] = orchestrationinstanceMixinInters3[0]
 	orchestrationinstanceMixinFields0 := orchestrationinstanceMixin[0].Fields()
 	_ = orchestrationinstanceMixinFields0
 	orchestrationinstanceMixinFields1 := orchestrationinstanceMixin[1].Fields()
@@ -464,7 +511,13 @@ func init() {
 	orchestrationinstance.DefaultID = orchestrationinstanceDescID.Default.(func() uuid.UUID)
 	runMixin := schema.Run{}.Mixin()
 	runMixinHooks1 := runMixin[1].Hooks()
+	runMixinHooks2 := runMixin[2].Hooks()
+	runMixinHooks3 := runMixin[3].Hooks()
 	run.Hooks[0] = runMixinHooks1[0]
+	run.Hooks[1] = runMixinHooks2[0]
+	run.Hooks[2] = runMixinHooks3[0]
+	runMixinInters3 := runMixin[3].Interceptors()
+	run.Interceptors[0] = runMixinInters3[0]
 	runMixinFields0 := runMixin[0].Fields()
 	_ = runMixinFields0
 	runMixinFields1 := runMixin[1].Fields()
@@ -513,7 +566,13 @@ func init() {
 	run.DefaultID = runDescID.Default.(func() uuid.UUID)
 	runorchestrationMixin := schema.RunOrchestration{}.Mixin()
 	runorchestrationMixinHooks1 := runorchestrationMixin[1].Hooks()
+	runorchestrationMixinHooks2 := runorchestrationMixin[2].Hooks()
+	runorchestrationMixinHooks3 := runorchestrationMixin[3].Hooks()
 	runorchestration.Hooks[0] = runorchestrationMixinHooks1[0]
+	runorchestration.Hooks[1] = runorchestrationMixinHooks2[0]
+	runorchestration.Hooks[2] = runorchestrationMixinHooks3[0]
+	runorchestrationMixinInters3 := runorchestrationMixin[3].Interceptors()
+	runorchestration.Interceptors[0] = runorchestrationMixinInters3[0]
 	runorchestrationMixinFields0 := runorchestrationMixin[0].Fields()
 	_ = runorchestrationMixinFields0
 	runorchestrationMixinFields1 := runorchestrationMixin[1].Fields()

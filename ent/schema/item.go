@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"context"
+
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema"
@@ -8,6 +10,8 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 
+	gen "github.com/runledger/runledger/ent"
+	"github.com/runledger/runledger/ent/item"
 	"github.com/runledger/runledger/mixin"
 )
 
@@ -51,4 +55,35 @@ func (Item) Annotations() []schema.Annotation {
 			"ck_sequence_number_nonnegative": "sequence_number >= 0",
 		}),
 	}
+}
+
+// Interceptors of the Item: items come ordered by sequence_number, in
+// queries, traversals (batch.QueryItems) and eager loads (WithItems), unless
+// the query sets an order of its own.
+func (Item) Interceptors() []ent.Interceptor {
+	return []ent.Interceptor{
+		ent.InterceptFunc(func(next ent.Querier) ent.Querier {
+			return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
+				iq, ok := q.(*gen.ItemQuery)
+				if ok && !iq.Ordered() && rowsQuery(ctx) {
+					iq.Order(gen.Asc(item.FieldSequenceNumber))
+				}
+				return next.Query(ctx, q)
+			})
+		}),
+	}
+}
+
+// rowsQuery reports whether the query returns whole rows (All, First, Only),
+// where an ORDER BY is meaningful; counts and id selections may not take one.
+func rowsQuery(ctx context.Context) bool {
+	qc := ent.QueryFromContext(ctx)
+	if qc == nil {
+		return false
+	}
+	switch qc.Op {
+	case ent.OpQueryAll, ent.OpQueryFirst, ent.OpQueryOnly:
+		return true
+	}
+	return false
 }

@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"entgo.io/ent"
@@ -58,4 +60,27 @@ func (ItemStateHistory) Annotations() []schema.Annotation {
 			"ck_new_status_valid":      mixin.StatusCheck("new_status"),
 		}),
 	}
+}
+
+// Hooks of the ItemStateHistory: rows are written by the database's history
+// trigger (or created through the client) and never changed afterwards.
+func (ItemStateHistory) Hooks() []ent.Hook {
+	return []ent.Hook{
+		mixin.AuditHook,
+		func(next ent.Mutator) ent.Mutator {
+			return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+				if m.Op().Is(ent.OpUpdate | ent.OpUpdateOne | ent.OpDelete | ent.OpDeleteOne) {
+					return nil, fmt.Errorf("%w: item_state_history rows cannot be %s", runledger.ErrImmutable, opVerb(m.Op()))
+				}
+				return next.Mutate(ctx, m)
+			})
+		},
+	}
+}
+
+func opVerb(op ent.Op) string {
+	if op.Is(ent.OpDelete | ent.OpDeleteOne) {
+		return "deleted"
+	}
+	return "updated"
 }
