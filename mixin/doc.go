@@ -12,10 +12,21 @@
 // errors and ergonomics on top.
 package mixin
 
-import "entgo.io/ent"
+import (
+	"strconv"
+
+	"entgo.io/ent"
+)
 
 // Entity returns the mixins every versioned entity has (Timestamp, Audit,
 // Version, SoftDelete) followed by extra.
 func Entity(extra ...ent.Mixin) []ent.Mixin {
 	return append([]ent.Mixin{Timestamp{}, Audit{}, Version{}, SoftDelete{}}, extra...)
+}
+
+// Varchar is the SchemaType of a PostgreSQL varchar(n) column. ent renders
+// field.String as an unbounded varchar on PostgreSQL whatever its MaxLen;
+// pair it with MaxLen(n) so the client checks the length before the database.
+func Varchar(n int) map[string]string {
+	return map[string]string{"postgres": "varchar(" + strconv.Itoa(n) + ")"}
 }

@@ -1,9 +1,10 @@
 package schema
 
 import (
+	"time"
+
 	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema"
-	"time"
 
 	"entgo.io/ent"
 	"entgo.io/ent/schema/edge"
@@ -25,7 +26,8 @@ func (RunOrchestration) Fields() []ent.Field {
 		id(),
 		fk("run_id"),
 		fk("orchestration_instance_id"),
-		field.Time("attached_at").Default(time.Now),
+		field.Time("attached_at").Default(time.Now).
+			Annotations(entsql.Default("CURRENT_TIMESTAMP")),
 	}
 }
 

@@ -1,0 +1,233 @@
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"ariga.io/atlas/sql/migrate"
+	"ariga.io/atlas/sql/postgres"
+)
+
+// lockKey is the advisory lock that serializes migrations on one database.
+// Two deploys that apply at once: the second waits, then finds nothing to do.
+const lockKey int64 = 0x72756e6c6564 // "runled"
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// ToVersion stops after the file with this version (inclusive). Empty applies all.
+	ToVersion string
+	// DryRun reports what would run and changes nothing.
+	DryRun bool
+	// OnFile, if set, is called after each file is applied (or, in a dry run, planned).
+	OnFile func(FileResult)
+}
+
+// FileResult describes one applied (or planned) migration file.
+type FileResult struct {
+	Name       string
+	Version    string
+	Statements int
+	Duration   time.Duration
+}
+
+// ApplyResult is what Apply did.
+type ApplyResult struct {
+	From, To string       // versions before and after; empty for none
+	Files    []FileResult // files applied (or planned, in a dry run), in order
+}
+
+// StmtError reports a migration statement that failed. Its file was rolled
+// back whole: the database is as it was before the file.
+type StmtError struct {
+	File string // the file name
+	Stmt string // the failing statement
+	Pos  int    // the statement's position in the file, from 1
+	Err  error  // the database's error
+}
+
+// Error implements error.
+func (e *StmtError) Error() string {
+	return fmt.Sprintf("migrate: %s: statement %d failed (file rolled back): %v\n\t%s", e.File, e.Pos, e.Err, e.Stmt)
+}
+
+// Unwrap returns the database error.
+func (e *StmtError) Unwrap() error { return e.Err }
+
+// Apply runs the pending files of dir on db in version order, each in its own
+// transaction, holding an advisory lock for the whole run. With no pending
+// file it returns a result with no Files and a nil error.
+func Apply(ctx context.Context, db *sql.DB, dir migrate.Dir, opts ApplyOptions) (*ApplyResult, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: connect: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
+		return nil, fmt.Errorf("migrate: take advisory lock: %w", err)
+	}
+	defer func() {
+		// A fresh context: the caller's may be done, and the lock must go.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, lockKey)
+	}()
+
+	rrw := &revisions{db: conn}
+	if !opts.DryRun {
+		if err := rrw.init(ctx); err != nil {
+			return nil, err
+		}
+	}
+	res := &ApplyResult{}
+	pending, err := pendingFiles(ctx, conn, dir, rrw, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	if res.From, err = currentVersion(ctx, rrw, opts.DryRun); err != nil {
+		return nil, err
+	}
+	res.To = res.From
+	if opts.ToVersion != "" {
+		idx := -1
+		for i, f := range pending {
+			if f.Version() == opts.ToVersion {
+				idx = i
+			}
+		}
+		if idx == -1 {
+			return nil, fmt.Errorf("migrate: version %q is not pending (pending: %d files)", opts.ToVersion, len(pending))
+		}
+		pending = pending[:idx+1]
+	}
+	for _, f := range pending {
+		fr := FileResult{Name: f.Name(), Version: f.Version()}
+		stmts, err := f.StmtDecls()
+		if err != nil {
+			return res, fmt.Errorf("migrate: %s: read statements: %w", f.Name(), err)
+		}
+		fr.Statements = len(stmts)
+		if !opts.DryRun {
+			start := time.Now()
+			if err := applyFile(ctx, conn, dir, f); err != nil {
+				return res, err
+			}
+			fr.Duration = time.Since(start)
+		}
+		res.Files = append(res.Files, fr)
+		res.To = f.Version()
+		if opts.OnFile != nil {
+			opts.OnFile(fr)
+		}
+	}
+	return res, nil
+}
+
+// pendingFiles lists the files not yet applied. A database never migrated
+// (no revisions table) must be clean: only the revisions table may exist.
+func pendingFiles(ctx context.Context, conn *sql.Conn, dir migrate.Dir, rrw *revisions, dryRun bool) ([]migrate.File, error) {
+	if dryRun {
+		ok, err := rrw.exists(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if err := Validate(dir); err != nil {
+				return nil, err
+			}
+			files, err := dir.Files()
+			if err != nil {
+				return nil, fmt.Errorf("migrate: read directory: %w", err)
+			}
+			return files, nil
+		}
+	}
+	drv, err := postgres.Open(conn)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: open driver: %w", err)
+	}
+	ex, err := migrate.NewExecutor(drv, dir, rrw)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	files, err := ex.Pending(ctx)
+	switch {
+	case errors.Is(err, migrate.ErrNoPendingFiles):
+		return nil, nil
+	case errors.Is(err, migrate.ErrChecksumMismatch), errors.Is(err, migrate.ErrChecksumNotFound):
+		return nil, Validate(dir)
+	case err != nil:
+		return nil, fmt.Errorf("migrate: list pending files: %w", err)
+	}
+	return files, nil
+}
+
+func currentVersion(ctx context.Context, rrw *revisions, dryRun bool) (string, error) {
+	if dryRun {
+		if ok, err := rrw.exists(ctx); err != nil || !ok {
+			return "", err
+		}
+	}
+	revs, err := rrw.ReadRevisions(ctx)
+	if err != nil {
+		return "", fmt.Errorf("migrate: read revisions: %w", err)
+	}
+	for i := len(revs) - 1; i >= 0; i-- {
+		if revs[i].Applied == revs[i].Total && revs[i].Error == "" {
+			return revs[i].Version, nil
+		}
+	}
+	return "", nil
+}
+
+// applyFile runs one file and its revision record in one transaction.
+func applyFile(ctx context.Context, conn *sql.Conn, dir migrate.Dir, f migrate.File) (err error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %s: begin: %w", f.Name(), err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	drv, err := postgres.Open(tx)
+	if err != nil {
+		return fmt.Errorf("migrate: %s: open driver: %w", f.Name(), err)
+	}
+	ex, err := migrate.NewExecutor(drv, dir, &revisions{db: tx})
+	if err != nil {
+		return fmt.Errorf("migrate: %s: %w", f.Name(), err)
+	}
+	if err := ex.Execute(ctx, f); err != nil {
+		var se *migrate.StmtExecError
+		var hc migrate.HistoryChangedError
+		switch {
+		case errors.As(err, &se):
+			return &StmtError{File: f.Name(), Stmt: se.Stmt.Text, Pos: stmtPos(f, se.Stmt.Text), Err: se.Err}
+		case errors.As(err, &hc):
+			return fmt.Errorf("migrate: %s was edited after it was applied (statement %d changed): %w", hc.File, hc.Stmt, err)
+		default:
+			return fmt.Errorf("migrate: %s: %w", f.Name(), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %s: commit: %w", f.Name(), err)
+	}
+	return nil
+}
+
+func stmtPos(f migrate.File, text string) int {
+	stmts, err := f.Stmts()
+	if err != nil {
+		return 0
+	}
+	for i, s := range stmts {
+		if s == text {
+			return i + 1
+		}
+	}
+	return 0
+}
