@@ -100,7 +100,7 @@ type StaleError struct {
 
 // Error implements error.
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("%s: %s %s was changed since version %d was read", ErrStale, e.Table, e.ID, e.Version)
+	return fmt.Sprintf("%s: %s %s was changed or deleted since version %d was read", ErrStale, e.Table, e.ID, e.Version)
 }
 
 // Is makes errors.Is(err, ErrStale) true.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runledger/runledger"
 	gen "github.com/runledger/runledger/ent"
+	"github.com/runledger/runledger/ent/intercept"
 )
 
 // SoftDelete adds is_active, bool not null default true, indexed.
@@ -43,9 +44,9 @@ func (SoftDelete) Interceptors() []ent.Interceptor {
 			if runledger.IncludesInactive(ctx) {
 				return nil
 			}
-			w, ok := q.(interface{ WhereP(...func(*sql.Selector)) })
-			if !ok {
-				return fmt.Errorf("mixin: soft delete: unexpected query type %T", q)
+			w, err := intercept.NewQuery(q)
+			if err != nil {
+				return fmt.Errorf("mixin: soft delete: %w", err)
 			}
 			w.WhereP(sql.FieldEQ("is_active", true))
 			return nil
