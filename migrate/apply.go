@@ -144,6 +144,9 @@ func pendingFiles(ctx context.Context, conn *sql.Conn, dir migrate.Dir, rrw *rev
 			return files, nil
 		}
 	}
+	if err := checkHistory(ctx, dir, rrw); err != nil {
+		return nil, err
+	}
 	drv, err := postgres.Open(conn)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: open driver: %w", err)
@@ -162,6 +165,54 @@ func pendingFiles(ctx context.Context, conn *sql.Conn, dir migrate.Dir, rrw *rev
 		return nil, fmt.Errorf("migrate: list pending files: %w", err)
 	}
 	return files, nil
+}
+
+// HistoryChangedError reports a migration file that was edited after it was
+// applied: its checksum differs from the one recorded when it ran.
+type HistoryChangedError struct {
+	File string
+}
+
+// Error implements error.
+func (e *HistoryChangedError) Error() string {
+	return fmt.Sprintf("migrate: %s was edited after it was applied (its hash differs from the recorded one): revert the edit and add a new migration instead", e.File)
+}
+
+// checkHistory refuses a directory in which an applied file has changed.
+func checkHistory(ctx context.Context, dir migrate.Dir, rrw *revisions) error {
+	if err := Validate(dir); err != nil {
+		return err
+	}
+	ok, err := rrw.exists(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	revs, err := rrw.ReadRevisions(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: read revisions: %w", err)
+	}
+	sum, err := dir.Checksum()
+	if err != nil {
+		return fmt.Errorf("migrate: compute checksum: %w", err)
+	}
+	files, err := dir.Files()
+	if err != nil {
+		return fmt.Errorf("migrate: read directory: %w", err)
+	}
+	byVersion := map[string]migrate.File{}
+	for _, f := range files {
+		byVersion[f.Version()] = f
+	}
+	for _, r := range revs {
+		f, ok := byVersion[r.Version]
+		if !ok || r.Type == migrate.RevisionTypeBaseline || r.Hash == "" {
+			continue
+		}
+		if h, err := sum.SumByName(f.Name()); err == nil && h != r.Hash {
+			return &HistoryChangedError{File: f.Name()}
+		}
+	}
+	return nil
 }
 
 func currentVersion(ctx context.Context, rrw *revisions, dryRun bool) (string, error) {

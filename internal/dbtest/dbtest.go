@@ -67,11 +67,23 @@ func New(t testing.TB) *db.DB {
 // registered after this call (cleanups run last-in first-out).
 func NewURL(t testing.TB) string {
 	t.Helper()
-	server := ServerURL()
-	tmplOnce.Do(func() { tmplName, tmplErr = ensureTemplate(server) })
+	tmplOnce.Do(func() { tmplName, tmplErr = ensureTemplate(ServerURL()) })
 	if tmplErr != nil {
 		t.Fatalf("dbtest: %v\n(start PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set TEST_DATABASE_URL)", tmplErr)
 	}
+	return create(t, tmplName)
+}
+
+// EmptyURL creates an empty database (no migrations applied) and returns its
+// URL; it is dropped when the test ends.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	return create(t, "template0")
+}
+
+func create(t testing.TB, template string) string {
+	t.Helper()
+	server := ServerURL()
 	name := "runledger_test_" + randomHex(8)
 	admin, err := sql.Open("postgres", server)
 	if err != nil {
@@ -81,8 +93,8 @@ func NewURL(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s",
-		pq.QuoteIdentifier(name), pq.QuoteIdentifier(tmplName))); err != nil {
-		t.Fatalf("dbtest: clone template on %s: %v", pgurl.Describe(server), err)
+		pq.QuoteIdentifier(name), pq.QuoteIdentifier(template))); err != nil {
+		t.Fatalf("dbtest: create database on %s: %v\n(start PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set TEST_DATABASE_URL)", pgurl.Describe(server), err)
 	}
 	t.Cleanup(func() { drop(server, name) })
 	url, err := pgurl.WithDatabase(server, name)
