@@ -23,6 +23,7 @@ import (
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/ent"
 	_ "github.com/runledger/runledger/ent/runtime" // registers the schema hooks, interceptors and defaults
+	"github.com/runledger/runledger/internal/dberr"
 	"github.com/runledger/runledger/internal/pgurl"
 )
 
@@ -119,7 +120,12 @@ func pingError(ctx context.Context, err error) error {
 	}
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
+		// A server that answered: wrong database, role or auth. Its message
+		// names the database or role, never the password.
 		return fmt.Errorf("%w: %s (SQLSTATE %s)", runledger.ErrUnavailable, pqErr.Message, pqErr.Code)
+	}
+	if t := dberr.Translate(ctx, err); t != err {
+		return t
 	}
 	return fmt.Errorf("%w: %v", runledger.ErrUnavailable, err)
 }
@@ -138,7 +144,7 @@ func (d *DB) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) 
 func WithTx(ctx context.Context, client *ent.Client, fn func(tx *ent.Tx) error) (err error) {
 	tx, err := client.Tx(ctx)
 	if err != nil {
-		return fmt.Errorf("db: begin: %w", err)
+		return fmt.Errorf("db: begin: %w", dberr.Translate(ctx, err))
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -153,7 +159,7 @@ func WithTx(ctx context.Context, client *ent.Client, fn func(tx *ent.Tx) error) 
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("db: commit: %w", err)
+		return fmt.Errorf("db: commit: %w", dberr.Translate(ctx, err))
 	}
 	return nil
 }

@@ -1464,7 +1464,8 @@ func (c *ItemStateHistoryClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *ItemStateHistoryClient) Interceptors() []Interceptor {
-	return c.inters.ItemStateHistory
+	inters := c.inters.ItemStateHistory
+	return append(inters[:len(inters):len(inters)], itemstatehistory.Interceptors[:]...)
 }
 
 func (c *ItemStateHistoryClient) mutate(ctx context.Context, m *ItemStateHistoryMutation) (Value, error) {

@@ -2,7 +2,17 @@
 
 package ent
 
-import "time"
+import (
+	"time"
+
+	"github.com/runledger/runledger"
+)
+
+// Is makes errors.Is(err, runledger.ErrNotFound) true for ent's not-found errors.
+func (e *NotFoundError) Is(target error) bool { return target == runledger.ErrNotFound }
+
+// Is makes errors.Is(err, runledger.ErrInvalid) true for ent's field validation errors.
+func (e *ValidationError) Is(target error) bool { return target == runledger.ErrInvalid }
 
 // Ordered reports whether an order was set on the query.
 func (q *AutomationQuery) Ordered() bool { return len(q.order) > 0 }

@@ -18,10 +18,10 @@ import (
 	"entgo.io/ent"
 )
 
-// Entity returns the mixins every versioned entity has (Timestamp, Audit,
-// Version, SoftDelete) followed by extra.
+// Entity returns the mixins every versioned entity has (Errors, Timestamp,
+// Audit, Version, SoftDelete) followed by extra.
 func Entity(extra ...ent.Mixin) []ent.Mixin {
-	return append([]ent.Mixin{Timestamp{}, Audit{}, Version{}, SoftDelete{}}, extra...)
+	return append([]ent.Mixin{Errors{}, Timestamp{}, Audit{}, Version{}, SoftDelete{}}, extra...)
 }
 
 // Varchar is the SchemaType of a PostgreSQL varchar(n) column. ent renders

@@ -70,7 +70,8 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/runledger/runledger/ent/runtime"
 var (
-	Hooks [2]ent.Hook
+	Hooks        [3]ent.Hook
+	Interceptors [1]ent.Interceptor
 	// DefaultChangedAt holds the default value on creation for the "changed_at" field.
 	DefaultChangedAt func() time.Time
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.

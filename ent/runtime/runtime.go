@@ -24,48 +24,52 @@ import (
 // to their package variables.
 func init() {
 	automationMixin := schema.Automation{}.Mixin()
-	automationMixinHooks1 := automationMixin[1].Hooks()
+	automationMixinHooks0 := automationMixin[0].Hooks()
 	automationMixinHooks2 := automationMixin[2].Hooks()
 	automationMixinHooks3 := automationMixin[3].Hooks()
-	automation.Hooks[0] = automationMixinHooks1[0]
+	automationMixinHooks4 := automationMixin[4].Hooks()
+	automation.Hooks[0] = automationMixinHooks0[0]
 	automation.Hooks[1] = automationMixinHooks2[0]
 	automation.Hooks[2] = automationMixinHooks3[0]
-	automationMixinInters3 := automationMixin[3].Interceptors()
-	automation.Interceptors[0] = automationMixinInters3[0]
-	automationMixinFields0 := automationMixin[0].Fields()
-	_ = automationMixinFields0
+	automation.Hooks[3] = automationMixinHooks4[0]
+	automationMixinInters0 := automationMixin[0].Interceptors()
+	automationMixinInters4 := automationMixin[4].Interceptors()
+	automation.Interceptors[0] = automationMixinInters0[0]
+	automation.Interceptors[1] = automationMixinInters4[0]
 	automationMixinFields1 := automationMixin[1].Fields()
 	_ = automationMixinFields1
 	automationMixinFields2 := automationMixin[2].Fields()
 	_ = automationMixinFields2
 	automationMixinFields3 := automationMixin[3].Fields()
 	_ = automationMixinFields3
+	automationMixinFields4 := automationMixin[4].Fields()
+	_ = automationMixinFields4
 	automationFields := schema.Automation{}.Fields()
 	_ = automationFields
 	// automationDescCreatedAt is the schema descriptor for created_at field.
-	automationDescCreatedAt := automationMixinFields0[0].Descriptor()
+	automationDescCreatedAt := automationMixinFields1[0].Descriptor()
 	// automation.DefaultCreatedAt holds the default value on creation for the created_at field.
 	automation.DefaultCreatedAt = automationDescCreatedAt.Default.(func() time.Time)
 	// automationDescUpdatedAt is the schema descriptor for updated_at field.
-	automationDescUpdatedAt := automationMixinFields0[1].Descriptor()
+	automationDescUpdatedAt := automationMixinFields1[1].Descriptor()
 	// automation.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	automation.DefaultUpdatedAt = automationDescUpdatedAt.Default.(func() time.Time)
 	// automation.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	automation.UpdateDefaultUpdatedAt = automationDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// automationDescCreatedBy is the schema descriptor for created_by field.
-	automationDescCreatedBy := automationMixinFields1[0].Descriptor()
+	automationDescCreatedBy := automationMixinFields2[0].Descriptor()
 	// automation.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	automation.CreatedByValidator = automationDescCreatedBy.Validators[0].(func(string) error)
 	// automationDescUpdatedBy is the schema descriptor for updated_by field.
-	automationDescUpdatedBy := automationMixinFields1[1].Descriptor()
+	automationDescUpdatedBy := automationMixinFields2[1].Descriptor()
 	// automation.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	automation.UpdatedByValidator = automationDescUpdatedBy.Validators[0].(func(string) error)
 	// automationDescVersion is the schema descriptor for version field.
-	automationDescVersion := automationMixinFields2[0].Descriptor()
+	automationDescVersion := automationMixinFields3[0].Descriptor()
 	// automation.DefaultVersion holds the default value on creation for the version field.
 	automation.DefaultVersion = automationDescVersion.Default.(int32)
 	// automationDescIsActive is the schema descriptor for is_active field.
-	automationDescIsActive := automationMixinFields3[0].Descriptor()
+	automationDescIsActive := automationMixinFields4[0].Descriptor()
 	// automation.DefaultIsActive holds the default value on creation for the is_active field.
 	automation.DefaultIsActive = automationDescIsActive.Default.(bool)
 	// automationDescName is the schema descriptor for name field.
@@ -91,48 +95,52 @@ func init() {
 	// automation.DefaultID holds the default value on creation for the id field.
 	automation.DefaultID = automationDescID.Default.(func() uuid.UUID)
 	batchMixin := schema.Batch{}.Mixin()
-	batchMixinHooks1 := batchMixin[1].Hooks()
+	batchMixinHooks0 := batchMixin[0].Hooks()
 	batchMixinHooks2 := batchMixin[2].Hooks()
 	batchMixinHooks3 := batchMixin[3].Hooks()
-	batch.Hooks[0] = batchMixinHooks1[0]
+	batchMixinHooks4 := batchMixin[4].Hooks()
+	batch.Hooks[0] = batchMixinHooks0[0]
 	batch.Hooks[1] = batchMixinHooks2[0]
 	batch.Hooks[2] = batchMixinHooks3[0]
-	batchMixinInters3 := batchMixin[3].Interceptors()
-	batch.Interceptors[0] = batchMixinInters3[0]
-	batchMixinFields0 := batchMixin[0].Fields()
-	_ = batchMixinFields0
+	batch.Hooks[3] = batchMixinHooks4[0]
+	batchMixinInters0 := batchMixin[0].Interceptors()
+	batchMixinInters4 := batchMixin[4].Interceptors()
+	batch.Interceptors[0] = batchMixinInters0[0]
+	batch.Interceptors[1] = batchMixinInters4[0]
 	batchMixinFields1 := batchMixin[1].Fields()
 	_ = batchMixinFields1
 	batchMixinFields2 := batchMixin[2].Fields()
 	_ = batchMixinFields2
 	batchMixinFields3 := batchMixin[3].Fields()
 	_ = batchMixinFields3
+	batchMixinFields4 := batchMixin[4].Fields()
+	_ = batchMixinFields4
 	batchFields := schema.Batch{}.Fields()
 	_ = batchFields
 	// batchDescCreatedAt is the schema descriptor for created_at field.
-	batchDescCreatedAt := batchMixinFields0[0].Descriptor()
+	batchDescCreatedAt := batchMixinFields1[0].Descriptor()
 	// batch.DefaultCreatedAt holds the default value on creation for the created_at field.
 	batch.DefaultCreatedAt = batchDescCreatedAt.Default.(func() time.Time)
 	// batchDescUpdatedAt is the schema descriptor for updated_at field.
-	batchDescUpdatedAt := batchMixinFields0[1].Descriptor()
+	batchDescUpdatedAt := batchMixinFields1[1].Descriptor()
 	// batch.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	batch.DefaultUpdatedAt = batchDescUpdatedAt.Default.(func() time.Time)
 	// batch.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	batch.UpdateDefaultUpdatedAt = batchDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// batchDescCreatedBy is the schema descriptor for created_by field.
-	batchDescCreatedBy := batchMixinFields1[0].Descriptor()
+	batchDescCreatedBy := batchMixinFields2[0].Descriptor()
 	// batch.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	batch.CreatedByValidator = batchDescCreatedBy.Validators[0].(func(string) error)
 	// batchDescUpdatedBy is the schema descriptor for updated_by field.
-	batchDescUpdatedBy := batchMixinFields1[1].Descriptor()
+	batchDescUpdatedBy := batchMixinFields2[1].Descriptor()
 	// batch.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	batch.UpdatedByValidator = batchDescUpdatedBy.Validators[0].(func(string) error)
 	// batchDescVersion is the schema descriptor for version field.
-	batchDescVersion := batchMixinFields2[0].Descriptor()
+	batchDescVersion := batchMixinFields3[0].Descriptor()
 	// batch.DefaultVersion holds the default value on creation for the version field.
 	batch.DefaultVersion = batchDescVersion.Default.(int32)
 	// batchDescIsActive is the schema descriptor for is_active field.
-	batchDescIsActive := batchMixinFields3[0].Descriptor()
+	batchDescIsActive := batchMixinFields4[0].Descriptor()
 	// batch.DefaultIsActive holds the default value on creation for the is_active field.
 	batch.DefaultIsActive = batchDescIsActive.Default.(bool)
 	// batchDescName is the schema descriptor for name field.
@@ -158,16 +166,18 @@ func init() {
 	// batch.DefaultID holds the default value on creation for the id field.
 	batch.DefaultID = batchDescID.Default.(func() uuid.UUID)
 	batchexecutionMixin := schema.BatchExecution{}.Mixin()
-	batchexecutionMixinHooks1 := batchexecutionMixin[1].Hooks()
+	batchexecutionMixinHooks0 := batchexecutionMixin[0].Hooks()
 	batchexecutionMixinHooks2 := batchexecutionMixin[2].Hooks()
 	batchexecutionMixinHooks3 := batchexecutionMixin[3].Hooks()
-	batchexecution.Hooks[0] = batchexecutionMixinHooks1[0]
+	batchexecutionMixinHooks4 := batchexecutionMixin[4].Hooks()
+	batchexecution.Hooks[0] = batchexecutionMixinHooks0[0]
 	batchexecution.Hooks[1] = batchexecutionMixinHooks2[0]
 	batchexecution.Hooks[2] = batchexecutionMixinHooks3[0]
-	batchexecutionMixinInters3 := batchexecutionMixin[3].Interceptors()
-	batchexecution.Interceptors[0] = batchexecutionMixinInters3[0]
-	batchexecutionMixinFields0 := batchexecutionMixin[0].Fields()
-	_ = batchexecutionMixinFields0
+	batchexecution.Hooks[3] = batchexecutionMixinHooks4[0]
+	batchexecutionMixinInters0 := batchexecutionMixin[0].Interceptors()
+	batchexecutionMixinInters4 := batchexecutionMixin[4].Interceptors()
+	batchexecution.Interceptors[0] = batchexecutionMixinInters0[0]
+	batchexecution.Interceptors[1] = batchexecutionMixinInters4[0]
 	batchexecutionMixinFields1 := batchexecutionMixin[1].Fields()
 	_ = batchexecutionMixinFields1
 	batchexecutionMixinFields2 := batchexecutionMixin[2].Fields()
@@ -176,32 +186,34 @@ func init() {
 	_ = batchexecutionMixinFields3
 	batchexecutionMixinFields4 := batchexecutionMixin[4].Fields()
 	_ = batchexecutionMixinFields4
+	batchexecutionMixinFields5 := batchexecutionMixin[5].Fields()
+	_ = batchexecutionMixinFields5
 	batchexecutionFields := schema.BatchExecution{}.Fields()
 	_ = batchexecutionFields
 	// batchexecutionDescCreatedAt is the schema descriptor for created_at field.
-	batchexecutionDescCreatedAt := batchexecutionMixinFields0[0].Descriptor()
+	batchexecutionDescCreatedAt := batchexecutionMixinFields1[0].Descriptor()
 	// batchexecution.DefaultCreatedAt holds the default value on creation for the created_at field.
 	batchexecution.DefaultCreatedAt = batchexecutionDescCreatedAt.Default.(func() time.Time)
 	// batchexecutionDescUpdatedAt is the schema descriptor for updated_at field.
-	batchexecutionDescUpdatedAt := batchexecutionMixinFields0[1].Descriptor()
+	batchexecutionDescUpdatedAt := batchexecutionMixinFields1[1].Descriptor()
 	// batchexecution.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	batchexecution.DefaultUpdatedAt = batchexecutionDescUpdatedAt.Default.(func() time.Time)
 	// batchexecution.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	batchexecution.UpdateDefaultUpdatedAt = batchexecutionDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// batchexecutionDescCreatedBy is the schema descriptor for created_by field.
-	batchexecutionDescCreatedBy := batchexecutionMixinFields1[0].Descriptor()
+	batchexecutionDescCreatedBy := batchexecutionMixinFields2[0].Descriptor()
 	// batchexecution.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	batchexecution.CreatedByValidator = batchexecutionDescCreatedBy.Validators[0].(func(string) error)
 	// batchexecutionDescUpdatedBy is the schema descriptor for updated_by field.
-	batchexecutionDescUpdatedBy := batchexecutionMixinFields1[1].Descriptor()
+	batchexecutionDescUpdatedBy := batchexecutionMixinFields2[1].Descriptor()
 	// batchexecution.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	batchexecution.UpdatedByValidator = batchexecutionDescUpdatedBy.Validators[0].(func(string) error)
 	// batchexecutionDescVersion is the schema descriptor for version field.
-	batchexecutionDescVersion := batchexecutionMixinFields2[0].Descriptor()
+	batchexecutionDescVersion := batchexecutionMixinFields3[0].Descriptor()
 	// batchexecution.DefaultVersion holds the default value on creation for the version field.
 	batchexecution.DefaultVersion = batchexecutionDescVersion.Default.(int32)
 	// batchexecutionDescIsActive is the schema descriptor for is_active field.
-	batchexecutionDescIsActive := batchexecutionMixinFields3[0].Descriptor()
+	batchexecutionDescIsActive := batchexecutionMixinFields4[0].Descriptor()
 	// batchexecution.DefaultIsActive holds the default value on creation for the is_active field.
 	batchexecution.DefaultIsActive = batchexecutionDescIsActive.Default.(bool)
 	// batchexecutionDescID is the schema descriptor for id field.
@@ -209,48 +221,52 @@ func init() {
 	// batchexecution.DefaultID holds the default value on creation for the id field.
 	batchexecution.DefaultID = batchexecutionDescID.Default.(func() uuid.UUID)
 	engineMixin := schema.Engine{}.Mixin()
-	engineMixinHooks1 := engineMixin[1].Hooks()
+	engineMixinHooks0 := engineMixin[0].Hooks()
 	engineMixinHooks2 := engineMixin[2].Hooks()
 	engineMixinHooks3 := engineMixin[3].Hooks()
-	engine.Hooks[0] = engineMixinHooks1[0]
+	engineMixinHooks4 := engineMixin[4].Hooks()
+	engine.Hooks[0] = engineMixinHooks0[0]
 	engine.Hooks[1] = engineMixinHooks2[0]
 	engine.Hooks[2] = engineMixinHooks3[0]
-	engineMixinInters3 := engineMixin[3].Interceptors()
-	engine.Interceptors[0] = engineMixinInters3[0]
-	engineMixinFields0 := engineMixin[0].Fields()
-	_ = engineMixinFields0
+	engine.Hooks[3] = engineMixinHooks4[0]
+	engineMixinInters0 := engineMixin[0].Interceptors()
+	engineMixinInters4 := engineMixin[4].Interceptors()
+	engine.Interceptors[0] = engineMixinInters0[0]
+	engine.Interceptors[1] = engineMixinInters4[0]
 	engineMixinFields1 := engineMixin[1].Fields()
 	_ = engineMixinFields1
 	engineMixinFields2 := engineMixin[2].Fields()
 	_ = engineMixinFields2
 	engineMixinFields3 := engineMixin[3].Fields()
 	_ = engineMixinFields3
+	engineMixinFields4 := engineMixin[4].Fields()
+	_ = engineMixinFields4
 	engineFields := schema.Engine{}.Fields()
 	_ = engineFields
 	// engineDescCreatedAt is the schema descriptor for created_at field.
-	engineDescCreatedAt := engineMixinFields0[0].Descriptor()
+	engineDescCreatedAt := engineMixinFields1[0].Descriptor()
 	// engine.DefaultCreatedAt holds the default value on creation for the created_at field.
 	engine.DefaultCreatedAt = engineDescCreatedAt.Default.(func() time.Time)
 	// engineDescUpdatedAt is the schema descriptor for updated_at field.
-	engineDescUpdatedAt := engineMixinFields0[1].Descriptor()
+	engineDescUpdatedAt := engineMixinFields1[1].Descriptor()
 	// engine.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	engine.DefaultUpdatedAt = engineDescUpdatedAt.Default.(func() time.Time)
 	// engine.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	engine.UpdateDefaultUpdatedAt = engineDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// engineDescCreatedBy is the schema descriptor for created_by field.
-	engineDescCreatedBy := engineMixinFields1[0].Descriptor()
+	engineDescCreatedBy := engineMixinFields2[0].Descriptor()
 	// engine.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	engine.CreatedByValidator = engineDescCreatedBy.Validators[0].(func(string) error)
 	// engineDescUpdatedBy is the schema descriptor for updated_by field.
-	engineDescUpdatedBy := engineMixinFields1[1].Descriptor()
+	engineDescUpdatedBy := engineMixinFields2[1].Descriptor()
 	// engine.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	engine.UpdatedByValidator = engineDescUpdatedBy.Validators[0].(func(string) error)
 	// engineDescVersion is the schema descriptor for version field.
-	engineDescVersion := engineMixinFields2[0].Descriptor()
+	engineDescVersion := engineMixinFields3[0].Descriptor()
 	// engine.DefaultVersion holds the default value on creation for the version field.
 	engine.DefaultVersion = engineDescVersion.Default.(int32)
 	// engineDescIsActive is the schema descriptor for is_active field.
-	engineDescIsActive := engineMixinFields3[0].Descriptor()
+	engineDescIsActive := engineMixinFields4[0].Descriptor()
 	// engine.DefaultIsActive holds the default value on creation for the is_active field.
 	engine.DefaultIsActive = engineDescIsActive.Default.(bool)
 	// engineDescName is the schema descriptor for name field.
@@ -294,50 +310,54 @@ func init() {
 	// engine.DefaultID holds the default value on creation for the id field.
 	engine.DefaultID = engineDescID.Default.(func() uuid.UUID)
 	itemMixin := schema.Item{}.Mixin()
-	itemMixinHooks1 := itemMixin[1].Hooks()
+	itemMixinHooks0 := itemMixin[0].Hooks()
 	itemMixinHooks2 := itemMixin[2].Hooks()
 	itemMixinHooks3 := itemMixin[3].Hooks()
-	item.Hooks[0] = itemMixinHooks1[0]
+	itemMixinHooks4 := itemMixin[4].Hooks()
+	item.Hooks[0] = itemMixinHooks0[0]
 	item.Hooks[1] = itemMixinHooks2[0]
 	item.Hooks[2] = itemMixinHooks3[0]
-	itemMixinInters3 := itemMixin[3].Interceptors()
+	item.Hooks[3] = itemMixinHooks4[0]
+	itemMixinInters0 := itemMixin[0].Interceptors()
+	itemMixinInters4 := itemMixin[4].Interceptors()
 	itemInters := schema.Item{}.Interceptors()
-	item.Interceptors[0] = itemMixinInters3[0]
-	item.Interceptors[1] = itemInters[0]
-	itemMixinFields0 := itemMixin[0].Fields()
-	_ = itemMixinFields0
+	item.Interceptors[0] = itemMixinInters0[0]
+	item.Interceptors[1] = itemMixinInters4[0]
+	item.Interceptors[2] = itemInters[0]
 	itemMixinFields1 := itemMixin[1].Fields()
 	_ = itemMixinFields1
 	itemMixinFields2 := itemMixin[2].Fields()
 	_ = itemMixinFields2
 	itemMixinFields3 := itemMixin[3].Fields()
 	_ = itemMixinFields3
+	itemMixinFields4 := itemMixin[4].Fields()
+	_ = itemMixinFields4
 	itemFields := schema.Item{}.Fields()
 	_ = itemFields
 	// itemDescCreatedAt is the schema descriptor for created_at field.
-	itemDescCreatedAt := itemMixinFields0[0].Descriptor()
+	itemDescCreatedAt := itemMixinFields1[0].Descriptor()
 	// item.DefaultCreatedAt holds the default value on creation for the created_at field.
 	item.DefaultCreatedAt = itemDescCreatedAt.Default.(func() time.Time)
 	// itemDescUpdatedAt is the schema descriptor for updated_at field.
-	itemDescUpdatedAt := itemMixinFields0[1].Descriptor()
+	itemDescUpdatedAt := itemMixinFields1[1].Descriptor()
 	// item.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	item.DefaultUpdatedAt = itemDescUpdatedAt.Default.(func() time.Time)
 	// item.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	item.UpdateDefaultUpdatedAt = itemDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// itemDescCreatedBy is the schema descriptor for created_by field.
-	itemDescCreatedBy := itemMixinFields1[0].Descriptor()
+	itemDescCreatedBy := itemMixinFields2[0].Descriptor()
 	// item.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	item.CreatedByValidator = itemDescCreatedBy.Validators[0].(func(string) error)
 	// itemDescUpdatedBy is the schema descriptor for updated_by field.
-	itemDescUpdatedBy := itemMixinFields1[1].Descriptor()
+	itemDescUpdatedBy := itemMixinFields2[1].Descriptor()
 	// item.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	item.UpdatedByValidator = itemDescUpdatedBy.Validators[0].(func(string) error)
 	// itemDescVersion is the schema descriptor for version field.
-	itemDescVersion := itemMixinFields2[0].Descriptor()
+	itemDescVersion := itemMixinFields3[0].Descriptor()
 	// item.DefaultVersion holds the default value on creation for the version field.
 	item.DefaultVersion = itemDescVersion.Default.(int32)
 	// itemDescIsActive is the schema descriptor for is_active field.
-	itemDescIsActive := itemMixinFields3[0].Descriptor()
+	itemDescIsActive := itemMixinFields4[0].Descriptor()
 	// item.DefaultIsActive holds the default value on creation for the is_active field.
 	item.DefaultIsActive = itemDescIsActive.Default.(bool)
 	// itemDescSequenceNumber is the schema descriptor for sequence_number field.
@@ -349,16 +369,18 @@ func init() {
 	// item.DefaultID holds the default value on creation for the id field.
 	item.DefaultID = itemDescID.Default.(func() uuid.UUID)
 	itemexecutionMixin := schema.ItemExecution{}.Mixin()
-	itemexecutionMixinHooks1 := itemexecutionMixin[1].Hooks()
+	itemexecutionMixinHooks0 := itemexecutionMixin[0].Hooks()
 	itemexecutionMixinHooks2 := itemexecutionMixin[2].Hooks()
 	itemexecutionMixinHooks3 := itemexecutionMixin[3].Hooks()
-	itemexecution.Hooks[0] = itemexecutionMixinHooks1[0]
+	itemexecutionMixinHooks4 := itemexecutionMixin[4].Hooks()
+	itemexecution.Hooks[0] = itemexecutionMixinHooks0[0]
 	itemexecution.Hooks[1] = itemexecutionMixinHooks2[0]
 	itemexecution.Hooks[2] = itemexecutionMixinHooks3[0]
-	itemexecutionMixinInters3 := itemexecutionMixin[3].Interceptors()
-	itemexecution.Interceptors[0] = itemexecutionMixinInters3[0]
-	itemexecutionMixinFields0 := itemexecutionMixin[0].Fields()
-	_ = itemexecutionMixinFields0
+	itemexecution.Hooks[3] = itemexecutionMixinHooks4[0]
+	itemexecutionMixinInters0 := itemexecutionMixin[0].Interceptors()
+	itemexecutionMixinInters4 := itemexecutionMixin[4].Interceptors()
+	itemexecution.Interceptors[0] = itemexecutionMixinInters0[0]
+	itemexecution.Interceptors[1] = itemexecutionMixinInters4[0]
 	itemexecutionMixinFields1 := itemexecutionMixin[1].Fields()
 	_ = itemexecutionMixinFields1
 	itemexecutionMixinFields2 := itemexecutionMixin[2].Fields()
@@ -369,42 +391,44 @@ func init() {
 	_ = itemexecutionMixinFields4
 	itemexecutionMixinFields5 := itemexecutionMixin[5].Fields()
 	_ = itemexecutionMixinFields5
+	itemexecutionMixinFields6 := itemexecutionMixin[6].Fields()
+	_ = itemexecutionMixinFields6
 	itemexecutionFields := schema.ItemExecution{}.Fields()
 	_ = itemexecutionFields
 	// itemexecutionDescCreatedAt is the schema descriptor for created_at field.
-	itemexecutionDescCreatedAt := itemexecutionMixinFields0[0].Descriptor()
+	itemexecutionDescCreatedAt := itemexecutionMixinFields1[0].Descriptor()
 	// itemexecution.DefaultCreatedAt holds the default value on creation for the created_at field.
 	itemexecution.DefaultCreatedAt = itemexecutionDescCreatedAt.Default.(func() time.Time)
 	// itemexecutionDescUpdatedAt is the schema descriptor for updated_at field.
-	itemexecutionDescUpdatedAt := itemexecutionMixinFields0[1].Descriptor()
+	itemexecutionDescUpdatedAt := itemexecutionMixinFields1[1].Descriptor()
 	// itemexecution.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	itemexecution.DefaultUpdatedAt = itemexecutionDescUpdatedAt.Default.(func() time.Time)
 	// itemexecution.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	itemexecution.UpdateDefaultUpdatedAt = itemexecutionDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// itemexecutionDescCreatedBy is the schema descriptor for created_by field.
-	itemexecutionDescCreatedBy := itemexecutionMixinFields1[0].Descriptor()
+	itemexecutionDescCreatedBy := itemexecutionMixinFields2[0].Descriptor()
 	// itemexecution.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	itemexecution.CreatedByValidator = itemexecutionDescCreatedBy.Validators[0].(func(string) error)
 	// itemexecutionDescUpdatedBy is the schema descriptor for updated_by field.
-	itemexecutionDescUpdatedBy := itemexecutionMixinFields1[1].Descriptor()
+	itemexecutionDescUpdatedBy := itemexecutionMixinFields2[1].Descriptor()
 	// itemexecution.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	itemexecution.UpdatedByValidator = itemexecutionDescUpdatedBy.Validators[0].(func(string) error)
 	// itemexecutionDescVersion is the schema descriptor for version field.
-	itemexecutionDescVersion := itemexecutionMixinFields2[0].Descriptor()
+	itemexecutionDescVersion := itemexecutionMixinFields3[0].Descriptor()
 	// itemexecution.DefaultVersion holds the default value on creation for the version field.
 	itemexecution.DefaultVersion = itemexecutionDescVersion.Default.(int32)
 	// itemexecutionDescIsActive is the schema descriptor for is_active field.
-	itemexecutionDescIsActive := itemexecutionMixinFields3[0].Descriptor()
+	itemexecutionDescIsActive := itemexecutionMixinFields4[0].Descriptor()
 	// itemexecution.DefaultIsActive holds the default value on creation for the is_active field.
 	itemexecution.DefaultIsActive = itemexecutionDescIsActive.Default.(bool)
 	// itemexecutionDescAttemptCount is the schema descriptor for attempt_count field.
-	itemexecutionDescAttemptCount := itemexecutionMixinFields5[0].Descriptor()
+	itemexecutionDescAttemptCount := itemexecutionMixinFields6[0].Descriptor()
 	// itemexecution.DefaultAttemptCount holds the default value on creation for the attempt_count field.
 	itemexecution.DefaultAttemptCount = itemexecutionDescAttemptCount.Default.(int32)
 	// itemexecution.AttemptCountValidator is a validator for the "attempt_count" field. It is called by the builders before save.
 	itemexecution.AttemptCountValidator = itemexecutionDescAttemptCount.Validators[0].(func(int32) error)
 	// itemexecutionDescMaxAttempts is the schema descriptor for max_attempts field.
-	itemexecutionDescMaxAttempts := itemexecutionMixinFields5[1].Descriptor()
+	itemexecutionDescMaxAttempts := itemexecutionMixinFields6[1].Descriptor()
 	// itemexecution.MaxAttemptsValidator is a validator for the "max_attempts" field. It is called by the builders before save.
 	itemexecution.MaxAttemptsValidator = itemexecutionDescMaxAttempts.Validators[0].(func(int32) error)
 	// itemexecutionDescRetryable is the schema descriptor for retryable field.
@@ -415,9 +439,14 @@ func init() {
 	itemexecutionDescID := itemexecutionFields[0].Descriptor()
 	// itemexecution.DefaultID holds the default value on creation for the id field.
 	itemexecution.DefaultID = itemexecutionDescID.Default.(func() uuid.UUID)
+	itemstatehistoryMixin := schema.ItemStateHistory{}.Mixin()
+	itemstatehistoryMixinHooks0 := itemstatehistoryMixin[0].Hooks()
 	itemstatehistoryHooks := schema.ItemStateHistory{}.Hooks()
-	itemstatehistory.Hooks[0] = itemstatehistoryHooks[0]
-	itemstatehistory.Hooks[1] = itemstatehistoryHooks[1]
+	itemstatehistory.Hooks[0] = itemstatehistoryMixinHooks0[0]
+	itemstatehistory.Hooks[1] = itemstatehistoryHooks[0]
+	itemstatehistory.Hooks[2] = itemstatehistoryHooks[1]
+	itemstatehistoryMixinInters0 := itemstatehistoryMixin[0].Interceptors()
+	itemstatehistory.Interceptors[0] = itemstatehistoryMixinInters0[0]
 	itemstatehistoryFields := schema.ItemStateHistory{}.Fields()
 	_ = itemstatehistoryFields
 	// itemstatehistoryDescChangedAt is the schema descriptor for changed_at field.
@@ -437,16 +466,18 @@ func init() {
 	// itemstatehistory.DefaultID holds the default value on creation for the id field.
 	itemstatehistory.DefaultID = itemstatehistoryDescID.Default.(func() uuid.UUID)
 	orchestrationinstanceMixin := schema.OrchestrationInstance{}.Mixin()
-	orchestrationinstanceMixinHooks1 := orchestrationinstanceMixin[1].Hooks()
+	orchestrationinstanceMixinHooks0 := orchestrationinstanceMixin[0].Hooks()
 	orchestrationinstanceMixinHooks2 := orchestrationinstanceMixin[2].Hooks()
 	orchestrationinstanceMixinHooks3 := orchestrationinstanceMixin[3].Hooks()
-	orchestrationinstance.Hooks[0] = orchestrationinstanceMixinHooks1[0]
+	orchestrationinstanceMixinHooks4 := orchestrationinstanceMixin[4].Hooks()
+	orchestrationinstance.Hooks[0] = orchestrationinstanceMixinHooks0[0]
 	orchestrationinstance.Hooks[1] = orchestrationinstanceMixinHooks2[0]
 	orchestrationinstance.Hooks[2] = orchestrationinstanceMixinHooks3[0]
-	orchestrationinstanceMixinInters3 := orchestrationinstanceMixin[3].Interceptors()
-	orchestrationinstance.Interceptors[0] = orchestrationinstanceMixinInters3[0]
-	orchestrationinstanceMixinFields0 := orchestrationinstanceMixin[0].Fields()
-	_ = orchestrationinstanceMixinFields0
+	orchestrationinstance.Hooks[3] = orchestrationinstanceMixinHooks4[0]
+	orchestrationinstanceMixinInters0 := orchestrationinstanceMixin[0].Interceptors()
+	orchestrationinstanceMixinInters4 := orchestrationinstanceMixin[4].Interceptors()
+	orchestrationinstance.Interceptors[0] = orchestrationinstanceMixinInters0[0]
+	orchestrationinstance.Interceptors[1] = orchestrationinstanceMixinInters4[0]
 	orchestrationinstanceMixinFields1 := orchestrationinstanceMixin[1].Fields()
 	_ = orchestrationinstanceMixinFields1
 	orchestrationinstanceMixinFields2 := orchestrationinstanceMixin[2].Fields()
@@ -455,32 +486,34 @@ func init() {
 	_ = orchestrationinstanceMixinFields3
 	orchestrationinstanceMixinFields4 := orchestrationinstanceMixin[4].Fields()
 	_ = orchestrationinstanceMixinFields4
+	orchestrationinstanceMixinFields5 := orchestrationinstanceMixin[5].Fields()
+	_ = orchestrationinstanceMixinFields5
 	orchestrationinstanceFields := schema.OrchestrationInstance{}.Fields()
 	_ = orchestrationinstanceFields
 	// orchestrationinstanceDescCreatedAt is the schema descriptor for created_at field.
-	orchestrationinstanceDescCreatedAt := orchestrationinstanceMixinFields0[0].Descriptor()
+	orchestrationinstanceDescCreatedAt := orchestrationinstanceMixinFields1[0].Descriptor()
 	// orchestrationinstance.DefaultCreatedAt holds the default value on creation for the created_at field.
 	orchestrationinstance.DefaultCreatedAt = orchestrationinstanceDescCreatedAt.Default.(func() time.Time)
 	// orchestrationinstanceDescUpdatedAt is the schema descriptor for updated_at field.
-	orchestrationinstanceDescUpdatedAt := orchestrationinstanceMixinFields0[1].Descriptor()
+	orchestrationinstanceDescUpdatedAt := orchestrationinstanceMixinFields1[1].Descriptor()
 	// orchestrationinstance.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	orchestrationinstance.DefaultUpdatedAt = orchestrationinstanceDescUpdatedAt.Default.(func() time.Time)
 	// orchestrationinstance.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	orchestrationinstance.UpdateDefaultUpdatedAt = orchestrationinstanceDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// orchestrationinstanceDescCreatedBy is the schema descriptor for created_by field.
-	orchestrationinstanceDescCreatedBy := orchestrationinstanceMixinFields1[0].Descriptor()
+	orchestrationinstanceDescCreatedBy := orchestrationinstanceMixinFields2[0].Descriptor()
 	// orchestrationinstance.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	orchestrationinstance.CreatedByValidator = orchestrationinstanceDescCreatedBy.Validators[0].(func(string) error)
 	// orchestrationinstanceDescUpdatedBy is the schema descriptor for updated_by field.
-	orchestrationinstanceDescUpdatedBy := orchestrationinstanceMixinFields1[1].Descriptor()
+	orchestrationinstanceDescUpdatedBy := orchestrationinstanceMixinFields2[1].Descriptor()
 	// orchestrationinstance.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	orchestrationinstance.UpdatedByValidator = orchestrationinstanceDescUpdatedBy.Validators[0].(func(string) error)
 	// orchestrationinstanceDescVersion is the schema descriptor for version field.
-	orchestrationinstanceDescVersion := orchestrationinstanceMixinFields2[0].Descriptor()
+	orchestrationinstanceDescVersion := orchestrationinstanceMixinFields3[0].Descriptor()
 	// orchestrationinstance.DefaultVersion holds the default value on creation for the version field.
 	orchestrationinstance.DefaultVersion = orchestrationinstanceDescVersion.Default.(int32)
 	// orchestrationinstanceDescIsActive is the schema descriptor for is_active field.
-	orchestrationinstanceDescIsActive := orchestrationinstanceMixinFields3[0].Descriptor()
+	orchestrationinstanceDescIsActive := orchestrationinstanceMixinFields4[0].Descriptor()
 	// orchestrationinstance.DefaultIsActive holds the default value on creation for the is_active field.
 	orchestrationinstance.DefaultIsActive = orchestrationinstanceDescIsActive.Default.(bool)
 	// orchestrationinstanceDescExternalID is the schema descriptor for external_id field.
@@ -510,16 +543,18 @@ func init() {
 	// orchestrationinstance.DefaultID holds the default value on creation for the id field.
 	orchestrationinstance.DefaultID = orchestrationinstanceDescID.Default.(func() uuid.UUID)
 	runMixin := schema.Run{}.Mixin()
-	runMixinHooks1 := runMixin[1].Hooks()
+	runMixinHooks0 := runMixin[0].Hooks()
 	runMixinHooks2 := runMixin[2].Hooks()
 	runMixinHooks3 := runMixin[3].Hooks()
-	run.Hooks[0] = runMixinHooks1[0]
+	runMixinHooks4 := runMixin[4].Hooks()
+	run.Hooks[0] = runMixinHooks0[0]
 	run.Hooks[1] = runMixinHooks2[0]
 	run.Hooks[2] = runMixinHooks3[0]
-	runMixinInters3 := runMixin[3].Interceptors()
-	run.Interceptors[0] = runMixinInters3[0]
-	runMixinFields0 := runMixin[0].Fields()
-	_ = runMixinFields0
+	run.Hooks[3] = runMixinHooks4[0]
+	runMixinInters0 := runMixin[0].Interceptors()
+	runMixinInters4 := runMixin[4].Interceptors()
+	run.Interceptors[0] = runMixinInters0[0]
+	run.Interceptors[1] = runMixinInters4[0]
 	runMixinFields1 := runMixin[1].Fields()
 	_ = runMixinFields1
 	runMixinFields2 := runMixin[2].Fields()
@@ -528,32 +563,34 @@ func init() {
 	_ = runMixinFields3
 	runMixinFields4 := runMixin[4].Fields()
 	_ = runMixinFields4
+	runMixinFields5 := runMixin[5].Fields()
+	_ = runMixinFields5
 	runFields := schema.Run{}.Fields()
 	_ = runFields
 	// runDescCreatedAt is the schema descriptor for created_at field.
-	runDescCreatedAt := runMixinFields0[0].Descriptor()
+	runDescCreatedAt := runMixinFields1[0].Descriptor()
 	// run.DefaultCreatedAt holds the default value on creation for the created_at field.
 	run.DefaultCreatedAt = runDescCreatedAt.Default.(func() time.Time)
 	// runDescUpdatedAt is the schema descriptor for updated_at field.
-	runDescUpdatedAt := runMixinFields0[1].Descriptor()
+	runDescUpdatedAt := runMixinFields1[1].Descriptor()
 	// run.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	run.DefaultUpdatedAt = runDescUpdatedAt.Default.(func() time.Time)
 	// run.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	run.UpdateDefaultUpdatedAt = runDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// runDescCreatedBy is the schema descriptor for created_by field.
-	runDescCreatedBy := runMixinFields1[0].Descriptor()
+	runDescCreatedBy := runMixinFields2[0].Descriptor()
 	// run.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	run.CreatedByValidator = runDescCreatedBy.Validators[0].(func(string) error)
 	// runDescUpdatedBy is the schema descriptor for updated_by field.
-	runDescUpdatedBy := runMixinFields1[1].Descriptor()
+	runDescUpdatedBy := runMixinFields2[1].Descriptor()
 	// run.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	run.UpdatedByValidator = runDescUpdatedBy.Validators[0].(func(string) error)
 	// runDescVersion is the schema descriptor for version field.
-	runDescVersion := runMixinFields2[0].Descriptor()
+	runDescVersion := runMixinFields3[0].Descriptor()
 	// run.DefaultVersion holds the default value on creation for the version field.
 	run.DefaultVersion = runDescVersion.Default.(int32)
 	// runDescIsActive is the schema descriptor for is_active field.
-	runDescIsActive := runMixinFields3[0].Descriptor()
+	runDescIsActive := runMixinFields4[0].Descriptor()
 	// run.DefaultIsActive holds the default value on creation for the is_active field.
 	run.DefaultIsActive = runDescIsActive.Default.(bool)
 	// runDescCorrelationID is the schema descriptor for correlation_id field.
@@ -565,48 +602,52 @@ func init() {
 	// run.DefaultID holds the default value on creation for the id field.
 	run.DefaultID = runDescID.Default.(func() uuid.UUID)
 	runorchestrationMixin := schema.RunOrchestration{}.Mixin()
-	runorchestrationMixinHooks1 := runorchestrationMixin[1].Hooks()
+	runorchestrationMixinHooks0 := runorchestrationMixin[0].Hooks()
 	runorchestrationMixinHooks2 := runorchestrationMixin[2].Hooks()
 	runorchestrationMixinHooks3 := runorchestrationMixin[3].Hooks()
-	runorchestration.Hooks[0] = runorchestrationMixinHooks1[0]
+	runorchestrationMixinHooks4 := runorchestrationMixin[4].Hooks()
+	runorchestration.Hooks[0] = runorchestrationMixinHooks0[0]
 	runorchestration.Hooks[1] = runorchestrationMixinHooks2[0]
 	runorchestration.Hooks[2] = runorchestrationMixinHooks3[0]
-	runorchestrationMixinInters3 := runorchestrationMixin[3].Interceptors()
-	runorchestration.Interceptors[0] = runorchestrationMixinInters3[0]
-	runorchestrationMixinFields0 := runorchestrationMixin[0].Fields()
-	_ = runorchestrationMixinFields0
+	runorchestration.Hooks[3] = runorchestrationMixinHooks4[0]
+	runorchestrationMixinInters0 := runorchestrationMixin[0].Interceptors()
+	runorchestrationMixinInters4 := runorchestrationMixin[4].Interceptors()
+	runorchestration.Interceptors[0] = runorchestrationMixinInters0[0]
+	runorchestration.Interceptors[1] = runorchestrationMixinInters4[0]
 	runorchestrationMixinFields1 := runorchestrationMixin[1].Fields()
 	_ = runorchestrationMixinFields1
 	runorchestrationMixinFields2 := runorchestrationMixin[2].Fields()
 	_ = runorchestrationMixinFields2
 	runorchestrationMixinFields3 := runorchestrationMixin[3].Fields()
 	_ = runorchestrationMixinFields3
+	runorchestrationMixinFields4 := runorchestrationMixin[4].Fields()
+	_ = runorchestrationMixinFields4
 	runorchestrationFields := schema.RunOrchestration{}.Fields()
 	_ = runorchestrationFields
 	// runorchestrationDescCreatedAt is the schema descriptor for created_at field.
-	runorchestrationDescCreatedAt := runorchestrationMixinFields0[0].Descriptor()
+	runorchestrationDescCreatedAt := runorchestrationMixinFields1[0].Descriptor()
 	// runorchestration.DefaultCreatedAt holds the default value on creation for the created_at field.
 	runorchestration.DefaultCreatedAt = runorchestrationDescCreatedAt.Default.(func() time.Time)
 	// runorchestrationDescUpdatedAt is the schema descriptor for updated_at field.
-	runorchestrationDescUpdatedAt := runorchestrationMixinFields0[1].Descriptor()
+	runorchestrationDescUpdatedAt := runorchestrationMixinFields1[1].Descriptor()
 	// runorchestration.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	runorchestration.DefaultUpdatedAt = runorchestrationDescUpdatedAt.Default.(func() time.Time)
 	// runorchestration.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	runorchestration.UpdateDefaultUpdatedAt = runorchestrationDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// runorchestrationDescCreatedBy is the schema descriptor for created_by field.
-	runorchestrationDescCreatedBy := runorchestrationMixinFields1[0].Descriptor()
+	runorchestrationDescCreatedBy := runorchestrationMixinFields2[0].Descriptor()
 	// runorchestration.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	runorchestration.CreatedByValidator = runorchestrationDescCreatedBy.Validators[0].(func(string) error)
 	// runorchestrationDescUpdatedBy is the schema descriptor for updated_by field.
-	runorchestrationDescUpdatedBy := runorchestrationMixinFields1[1].Descriptor()
+	runorchestrationDescUpdatedBy := runorchestrationMixinFields2[1].Descriptor()
 	// runorchestration.UpdatedByValidator is a validator for the "updated_by" field. It is called by the builders before save.
 	runorchestration.UpdatedByValidator = runorchestrationDescUpdatedBy.Validators[0].(func(string) error)
 	// runorchestrationDescVersion is the schema descriptor for version field.
-	runorchestrationDescVersion := runorchestrationMixinFields2[0].Descriptor()
+	runorchestrationDescVersion := runorchestrationMixinFields3[0].Descriptor()
 	// runorchestration.DefaultVersion holds the default value on creation for the version field.
 	runorchestration.DefaultVersion = runorchestrationDescVersion.Default.(int32)
 	// runorchestrationDescIsActive is the schema descriptor for is_active field.
-	runorchestrationDescIsActive := runorchestrationMixinFields3[0].Descriptor()
+	runorchestrationDescIsActive := runorchestrationMixinFields4[0].Descriptor()
 	// runorchestration.DefaultIsActive holds the default value on creation for the is_active field.
 	runorchestration.DefaultIsActive = runorchestrationDescIsActive.Default.(bool)
 	// runorchestrationDescAttachedAt is the schema descriptor for attached_at field.

@@ -21,6 +21,10 @@ import (
 // update or delete it and so does the database.
 type ItemStateHistory struct{ ent.Schema }
 
+// Mixin of the ItemStateHistory: only error translation; its few audit
+// fields are declared below.
+func (ItemStateHistory) Mixin() []ent.Mixin { return []ent.Mixin{mixin.Errors{}} }
+
 // Fields of the ItemStateHistory.
 func (ItemStateHistory) Fields() []ent.Field {
 	return []ent.Field{

@@ -1,0 +1,5 @@
+package migrate_test
+
+import "errors"
+
+func asErr(err error, target any) bool { return errors.As(err, target) }
