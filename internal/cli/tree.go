@@ -117,4 +117,3 @@ func opt(prefix string, s *string) string {
 	}
 	return prefix + *s
 }
-
