@@ -57,10 +57,13 @@ type BatchExecutionEdges struct {
 	Batch *Batch `json:"batch,omitempty"`
 	// ItemExecutions holds the value of the item_executions edge.
 	ItemExecutions []*ItemExecution `json:"item_executions,omitempty"`
+	// StatusCounts holds the value of the status_counts edge.
+	StatusCounts []*StatusCount `json:"status_counts,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes         [3]bool
+	loadedTypes         [4]bool
 	namedItemExecutions map[string][]*ItemExecution
+	namedStatusCounts   map[string][]*StatusCount
 }
 
 // RunOrErr returns the Run value or an error if the edge
@@ -92,6 +95,15 @@ func (e BatchExecutionEdges) ItemExecutionsOrErr() ([]*ItemExecution, error) {
 		return e.ItemExecutions, nil
 	}
 	return nil, &NotLoadedError{edge: "item_executions"}
+}
+
+// StatusCountsOrErr returns the StatusCounts value or an error if the edge
+// was not loaded in eager-loading.
+func (e BatchExecutionEdges) StatusCountsOrErr() ([]*StatusCount, error) {
+	if e.loadedTypes[3] {
+		return e.StatusCounts, nil
+	}
+	return nil, &NotLoadedError{edge: "status_counts"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -228,6 +240,11 @@ func (_m *BatchExecution) QueryItemExecutions() *ItemExecutionQuery {
 	return NewBatchExecutionClient(_m.config).QueryItemExecutions(_m)
 }
 
+// QueryStatusCounts queries the "status_counts" edge of the BatchExecution entity.
+func (_m *BatchExecution) QueryStatusCounts() *StatusCountQuery {
+	return NewBatchExecutionClient(_m.config).QueryStatusCounts(_m)
+}
+
 // Update returns a builder for updating this BatchExecution.
 // Note that you need to call BatchExecution.Unwrap() before calling this method if this BatchExecution
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -316,6 +333,30 @@ func (_m *BatchExecution) appendNamedItemExecutions(name string, edges ...*ItemE
 		_m.Edges.namedItemExecutions[name] = []*ItemExecution{}
 	} else {
 		_m.Edges.namedItemExecutions[name] = append(_m.Edges.namedItemExecutions[name], edges...)
+	}
+}
+
+// NamedStatusCounts returns the StatusCounts named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *BatchExecution) NamedStatusCounts(name string) ([]*StatusCount, error) {
+	if _m.Edges.namedStatusCounts == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedStatusCounts[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *BatchExecution) appendNamedStatusCounts(name string, edges ...*StatusCount) {
+	if _m.Edges.namedStatusCounts == nil {
+		_m.Edges.namedStatusCounts = make(map[string][]*StatusCount)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedStatusCounts[name] = []*StatusCount{}
+	} else {
+		_m.Edges.namedStatusCounts[name] = append(_m.Edges.namedStatusCounts[name], edges...)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/runledger/runledger/ent/batchexecution"
 	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/ent/run"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 // BatchExecutionCreate is the builder for creating a BatchExecution entity.
@@ -203,6 +204,21 @@ func (_c *BatchExecutionCreate) AddItemExecutions(v ...*ItemExecution) *BatchExe
 		ids[i] = v[i].ID
 	}
 	return _c.AddItemExecutionIDs(ids...)
+}
+
+// AddStatusCountIDs adds the "status_counts" edge to the StatusCount entity by IDs.
+func (_c *BatchExecutionCreate) AddStatusCountIDs(ids ...int64) *BatchExecutionCreate {
+	_c.mutation.AddStatusCountIDs(ids...)
+	return _c
+}
+
+// AddStatusCounts adds the "status_counts" edges to the StatusCount entity.
+func (_c *BatchExecutionCreate) AddStatusCounts(v ...*StatusCount) *BatchExecutionCreate {
+	ids := make([]int64, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddStatusCountIDs(ids...)
 }
 
 // Mutation returns the BatchExecutionMutation object of the builder.
@@ -437,6 +453,22 @@ func (_c *BatchExecutionCreate) createSpec() (*BatchExecution, *sqlgraph.CreateS
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(itemexecution.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.StatusCountsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
 			},
 		}
 		for _, k := range nodes {

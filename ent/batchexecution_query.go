@@ -19,6 +19,7 @@ import (
 	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/ent/predicate"
 	"github.com/runledger/runledger/ent/run"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 // BatchExecutionQuery is the builder for querying BatchExecution entities.
@@ -31,8 +32,10 @@ type BatchExecutionQuery struct {
 	withRun                 *RunQuery
 	withBatch               *BatchQuery
 	withItemExecutions      *ItemExecutionQuery
+	withStatusCounts        *StatusCountQuery
 	modifiers               []func(*sql.Selector)
 	withNamedItemExecutions map[string]*ItemExecutionQuery
+	withNamedStatusCounts   map[string]*StatusCountQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -128,6 +131,28 @@ func (_q *BatchExecutionQuery) QueryItemExecutions() *ItemExecutionQuery {
 			sqlgraph.From(batchexecution.Table, batchexecution.FieldID, selector),
 			sqlgraph.To(itemexecution.Table, itemexecution.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, batchexecution.ItemExecutionsTable, batchexecution.ItemExecutionsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryStatusCounts chains the current query on the "status_counts" edge.
+func (_q *BatchExecutionQuery) QueryStatusCounts() *StatusCountQuery {
+	query := (&StatusCountClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(batchexecution.Table, batchexecution.FieldID, selector),
+			sqlgraph.To(statuscount.Table, statuscount.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, batchexecution.StatusCountsTable, batchexecution.StatusCountsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -330,6 +355,7 @@ func (_q *BatchExecutionQuery) Clone() *BatchExecutionQuery {
 		withRun:            _q.withRun.Clone(),
 		withBatch:          _q.withBatch.Clone(),
 		withItemExecutions: _q.withItemExecutions.Clone(),
+		withStatusCounts:   _q.withStatusCounts.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -367,6 +393,17 @@ func (_q *BatchExecutionQuery) WithItemExecutions(opts ...func(*ItemExecutionQue
 		opt(query)
 	}
 	_q.withItemExecutions = query
+	return _q
+}
+
+// WithStatusCounts tells the query-builder to eager-load the nodes that are connected to
+// the "status_counts" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *BatchExecutionQuery) WithStatusCounts(opts ...func(*StatusCountQuery)) *BatchExecutionQuery {
+	query := (&StatusCountClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withStatusCounts = query
 	return _q
 }
 
@@ -448,10 +485,11 @@ func (_q *BatchExecutionQuery) sqlAll(ctx context.Context, hooks ...queryHook) (
 	var (
 		nodes       = []*BatchExecution{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withRun != nil,
 			_q.withBatch != nil,
 			_q.withItemExecutions != nil,
+			_q.withStatusCounts != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -494,10 +532,24 @@ func (_q *BatchExecutionQuery) sqlAll(ctx context.Context, hooks ...queryHook) (
 			return nil, err
 		}
 	}
+	if query := _q.withStatusCounts; query != nil {
+		if err := _q.loadStatusCounts(ctx, query, nodes,
+			func(n *BatchExecution) { n.Edges.StatusCounts = []*StatusCount{} },
+			func(n *BatchExecution, e *StatusCount) { n.Edges.StatusCounts = append(n.Edges.StatusCounts, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedItemExecutions {
 		if err := _q.loadItemExecutions(ctx, query, nodes,
 			func(n *BatchExecution) { n.appendNamedItemExecutions(name) },
 			func(n *BatchExecution, e *ItemExecution) { n.appendNamedItemExecutions(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedStatusCounts {
+		if err := _q.loadStatusCounts(ctx, query, nodes,
+			func(n *BatchExecution) { n.appendNamedStatusCounts(name) },
+			func(n *BatchExecution, e *StatusCount) { n.appendNamedStatusCounts(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -577,6 +629,36 @@ func (_q *BatchExecutionQuery) loadItemExecutions(ctx context.Context, query *It
 	}
 	query.Where(predicate.ItemExecution(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(batchexecution.ItemExecutionsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.BatchExecutionID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "batch_execution_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *BatchExecutionQuery) loadStatusCounts(ctx context.Context, query *StatusCountQuery, nodes []*BatchExecution, init func(*BatchExecution), assign func(*BatchExecution, *StatusCount)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*BatchExecution)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(statuscount.FieldBatchExecutionID)
+	}
+	query.Where(predicate.StatusCount(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(batchexecution.StatusCountsColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -729,6 +811,20 @@ func (_q *BatchExecutionQuery) WithNamedItemExecutions(name string, opts ...func
 		_q.withNamedItemExecutions = make(map[string]*ItemExecutionQuery)
 	}
 	_q.withNamedItemExecutions[name] = query
+	return _q
+}
+
+// WithNamedStatusCounts tells the query-builder to eager-load the nodes that are connected to the "status_counts"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *BatchExecutionQuery) WithNamedStatusCounts(name string, opts ...func(*StatusCountQuery)) *BatchExecutionQuery {
+	query := (&StatusCountClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedStatusCounts == nil {
+		_q.withNamedStatusCounts = make(map[string]*StatusCountQuery)
+	}
+	_q.withNamedStatusCounts[name] = query
 	return _q
 }
 

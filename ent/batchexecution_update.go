@@ -16,6 +16,7 @@ import (
 	"github.com/runledger/runledger/ent/batchexecution"
 	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/ent/predicate"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 // BatchExecutionUpdate is the builder for updating BatchExecution entities.
@@ -162,6 +163,21 @@ func (_u *BatchExecutionUpdate) AddItemExecutions(v ...*ItemExecution) *BatchExe
 	return _u.AddItemExecutionIDs(ids...)
 }
 
+// AddStatusCountIDs adds the "status_counts" edge to the StatusCount entity by IDs.
+func (_u *BatchExecutionUpdate) AddStatusCountIDs(ids ...int64) *BatchExecutionUpdate {
+	_u.mutation.AddStatusCountIDs(ids...)
+	return _u
+}
+
+// AddStatusCounts adds the "status_counts" edges to the StatusCount entity.
+func (_u *BatchExecutionUpdate) AddStatusCounts(v ...*StatusCount) *BatchExecutionUpdate {
+	ids := make([]int64, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddStatusCountIDs(ids...)
+}
+
 // Mutation returns the BatchExecutionMutation object of the builder.
 func (_u *BatchExecutionUpdate) Mutation() *BatchExecutionMutation {
 	return _u.mutation
@@ -186,6 +202,27 @@ func (_u *BatchExecutionUpdate) RemoveItemExecutions(v ...*ItemExecution) *Batch
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveItemExecutionIDs(ids...)
+}
+
+// ClearStatusCounts clears all "status_counts" edges to the StatusCount entity.
+func (_u *BatchExecutionUpdate) ClearStatusCounts() *BatchExecutionUpdate {
+	_u.mutation.ClearStatusCounts()
+	return _u
+}
+
+// RemoveStatusCountIDs removes the "status_counts" edge to StatusCount entities by IDs.
+func (_u *BatchExecutionUpdate) RemoveStatusCountIDs(ids ...int64) *BatchExecutionUpdate {
+	_u.mutation.RemoveStatusCountIDs(ids...)
+	return _u
+}
+
+// RemoveStatusCounts removes "status_counts" edges to StatusCount entities.
+func (_u *BatchExecutionUpdate) RemoveStatusCounts(v ...*StatusCount) *BatchExecutionUpdate {
+	ids := make([]int64, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveStatusCountIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -350,6 +387,51 @@ func (_u *BatchExecutionUpdate) sqlSave(ctx context.Context) (_node int, err err
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.StatusCountsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedStatusCountsIDs(); len(nodes) > 0 && !_u.mutation.StatusCountsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.StatusCountsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -502,6 +584,21 @@ func (_u *BatchExecutionUpdateOne) AddItemExecutions(v ...*ItemExecution) *Batch
 	return _u.AddItemExecutionIDs(ids...)
 }
 
+// AddStatusCountIDs adds the "status_counts" edge to the StatusCount entity by IDs.
+func (_u *BatchExecutionUpdateOne) AddStatusCountIDs(ids ...int64) *BatchExecutionUpdateOne {
+	_u.mutation.AddStatusCountIDs(ids...)
+	return _u
+}
+
+// AddStatusCounts adds the "status_counts" edges to the StatusCount entity.
+func (_u *BatchExecutionUpdateOne) AddStatusCounts(v ...*StatusCount) *BatchExecutionUpdateOne {
+	ids := make([]int64, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddStatusCountIDs(ids...)
+}
+
 // Mutation returns the BatchExecutionMutation object of the builder.
 func (_u *BatchExecutionUpdateOne) Mutation() *BatchExecutionMutation {
 	return _u.mutation
@@ -526,6 +623,27 @@ func (_u *BatchExecutionUpdateOne) RemoveItemExecutions(v ...*ItemExecution) *Ba
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveItemExecutionIDs(ids...)
+}
+
+// ClearStatusCounts clears all "status_counts" edges to the StatusCount entity.
+func (_u *BatchExecutionUpdateOne) ClearStatusCounts() *BatchExecutionUpdateOne {
+	_u.mutation.ClearStatusCounts()
+	return _u
+}
+
+// RemoveStatusCountIDs removes the "status_counts" edge to StatusCount entities by IDs.
+func (_u *BatchExecutionUpdateOne) RemoveStatusCountIDs(ids ...int64) *BatchExecutionUpdateOne {
+	_u.mutation.RemoveStatusCountIDs(ids...)
+	return _u
+}
+
+// RemoveStatusCounts removes "status_counts" edges to StatusCount entities.
+func (_u *BatchExecutionUpdateOne) RemoveStatusCounts(v ...*StatusCount) *BatchExecutionUpdateOne {
+	ids := make([]int64, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveStatusCountIDs(ids...)
 }
 
 // Where appends a list predicates to the BatchExecutionUpdate builder.
@@ -713,6 +831,51 @@ func (_u *BatchExecutionUpdateOne) sqlSave(ctx context.Context) (_node *BatchExe
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(itemexecution.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.StatusCountsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedStatusCountsIDs(); len(nodes) > 0 && !_u.mutation.StatusCountsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.StatusCountsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   batchexecution.StatusCountsTable,
+			Columns: []string{batchexecution.StatusCountsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(statuscount.FieldID, field.TypeInt64),
 			},
 		}
 		for _, k := range nodes {

@@ -26,6 +26,7 @@ import (
 	"github.com/runledger/runledger/ent/orchestrationinstance"
 	"github.com/runledger/runledger/ent/run"
 	"github.com/runledger/runledger/ent/runorchestration"
+	"github.com/runledger/runledger/ent/statuscount"
 
 	stdsql "database/sql"
 )
@@ -55,6 +56,8 @@ type Client struct {
 	Run *RunClient
 	// RunOrchestration is the client for interacting with the RunOrchestration builders.
 	RunOrchestration *RunOrchestrationClient
+	// StatusCount is the client for interacting with the StatusCount builders.
+	StatusCount *StatusCountClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -76,6 +79,7 @@ func (c *Client) init() {
 	c.OrchestrationInstance = NewOrchestrationInstanceClient(c.config)
 	c.Run = NewRunClient(c.config)
 	c.RunOrchestration = NewRunOrchestrationClient(c.config)
+	c.StatusCount = NewStatusCountClient(c.config)
 }
 
 type (
@@ -178,6 +182,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		OrchestrationInstance: NewOrchestrationInstanceClient(cfg),
 		Run:                   NewRunClient(cfg),
 		RunOrchestration:      NewRunOrchestrationClient(cfg),
+		StatusCount:           NewStatusCountClient(cfg),
 	}, nil
 }
 
@@ -207,6 +212,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		OrchestrationInstance: NewOrchestrationInstanceClient(cfg),
 		Run:                   NewRunClient(cfg),
 		RunOrchestration:      NewRunOrchestrationClient(cfg),
+		StatusCount:           NewStatusCountClient(cfg),
 	}, nil
 }
 
@@ -238,6 +244,7 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.Automation, c.Batch, c.BatchExecution, c.Engine, c.Item, c.ItemExecution,
 		c.ItemStateHistory, c.OrchestrationInstance, c.Run, c.RunOrchestration,
+		c.StatusCount,
 	} {
 		n.Use(hooks...)
 	}
@@ -249,6 +256,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.Automation, c.Batch, c.BatchExecution, c.Engine, c.Item, c.ItemExecution,
 		c.ItemStateHistory, c.OrchestrationInstance, c.Run, c.RunOrchestration,
+		c.StatusCount,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -277,6 +285,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Run.mutate(ctx, m)
 	case *RunOrchestrationMutation:
 		return c.RunOrchestration.mutate(ctx, m)
+	case *StatusCountMutation:
+		return c.StatusCount.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -781,6 +791,22 @@ func (c *BatchExecutionClient) QueryItemExecutions(_m *BatchExecution) *ItemExec
 			sqlgraph.From(batchexecution.Table, batchexecution.FieldID, id),
 			sqlgraph.To(itemexecution.Table, itemexecution.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, batchexecution.ItemExecutionsTable, batchexecution.ItemExecutionsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryStatusCounts queries the status_counts edge of a BatchExecution.
+func (c *BatchExecutionClient) QueryStatusCounts(_m *BatchExecution) *StatusCountQuery {
+	query := (&StatusCountClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(batchexecution.Table, batchexecution.FieldID, id),
+			sqlgraph.To(statuscount.Table, statuscount.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, batchexecution.StatusCountsTable, batchexecution.StatusCountsColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -2016,16 +2042,168 @@ func (c *RunOrchestrationClient) mutate(ctx context.Context, m *RunOrchestration
 	}
 }
 
+// StatusCountClient is a client for the StatusCount schema.
+type StatusCountClient struct {
+	config
+}
+
+// NewStatusCountClient returns a client for the StatusCount from the given config.
+func NewStatusCountClient(c config) *StatusCountClient {
+	return &StatusCountClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `statuscount.Hooks(f(g(h())))`.
+func (c *StatusCountClient) Use(hooks ...Hook) {
+	c.hooks.StatusCount = append(c.hooks.StatusCount, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `statuscount.Intercept(f(g(h())))`.
+func (c *StatusCountClient) Intercept(interceptors ...Interceptor) {
+	c.inters.StatusCount = append(c.inters.StatusCount, interceptors...)
+}
+
+// Create returns a builder for creating a StatusCount entity.
+func (c *StatusCountClient) Create() *StatusCountCreate {
+	mutation := newStatusCountMutation(c.config, OpCreate)
+	return &StatusCountCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of StatusCount entities.
+func (c *StatusCountClient) CreateBulk(builders ...*StatusCountCreate) *StatusCountCreateBulk {
+	return &StatusCountCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *StatusCountClient) MapCreateBulk(slice any, setFunc func(*StatusCountCreate, int)) *StatusCountCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &StatusCountCreateBulk{err: fmt.Errorf("calling to StatusCountClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*StatusCountCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &StatusCountCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for StatusCount.
+func (c *StatusCountClient) Update() *StatusCountUpdate {
+	mutation := newStatusCountMutation(c.config, OpUpdate)
+	return &StatusCountUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *StatusCountClient) UpdateOne(_m *StatusCount) *StatusCountUpdateOne {
+	mutation := newStatusCountMutation(c.config, OpUpdateOne, withStatusCount(_m))
+	return &StatusCountUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *StatusCountClient) UpdateOneID(id int64) *StatusCountUpdateOne {
+	mutation := newStatusCountMutation(c.config, OpUpdateOne, withStatusCountID(id))
+	return &StatusCountUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for StatusCount.
+func (c *StatusCountClient) Delete() *StatusCountDelete {
+	mutation := newStatusCountMutation(c.config, OpDelete)
+	return &StatusCountDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *StatusCountClient) DeleteOne(_m *StatusCount) *StatusCountDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *StatusCountClient) DeleteOneID(id int64) *StatusCountDeleteOne {
+	builder := c.Delete().Where(statuscount.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &StatusCountDeleteOne{builder}
+}
+
+// Query returns a query builder for StatusCount.
+func (c *StatusCountClient) Query() *StatusCountQuery {
+	return &StatusCountQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeStatusCount},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a StatusCount entity by its id.
+func (c *StatusCountClient) Get(ctx context.Context, id int64) (*StatusCount, error) {
+	return c.Query().Where(statuscount.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *StatusCountClient) GetX(ctx context.Context, id int64) *StatusCount {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryBatchExecution queries the batch_execution edge of a StatusCount.
+func (c *StatusCountClient) QueryBatchExecution(_m *StatusCount) *BatchExecutionQuery {
+	query := (&BatchExecutionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(statuscount.Table, statuscount.FieldID, id),
+			sqlgraph.To(batchexecution.Table, batchexecution.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, statuscount.BatchExecutionTable, statuscount.BatchExecutionColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *StatusCountClient) Hooks() []Hook {
+	hooks := c.hooks.StatusCount
+	return append(hooks[:len(hooks):len(hooks)], statuscount.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *StatusCountClient) Interceptors() []Interceptor {
+	inters := c.inters.StatusCount
+	return append(inters[:len(inters):len(inters)], statuscount.Interceptors[:]...)
+}
+
+func (c *StatusCountClient) mutate(ctx context.Context, m *StatusCountMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&StatusCountCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&StatusCountUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&StatusCountUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&StatusCountDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown StatusCount mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		Automation, Batch, BatchExecution, Engine, Item, ItemExecution,
-		ItemStateHistory, OrchestrationInstance, Run, RunOrchestration []ent.Hook
+		ItemStateHistory, OrchestrationInstance, Run, RunOrchestration,
+		StatusCount []ent.Hook
 	}
 	inters struct {
 		Automation, Batch, BatchExecution, Engine, Item, ItemExecution,
-		ItemStateHistory, OrchestrationInstance, Run,
-		RunOrchestration []ent.Interceptor
+		ItemStateHistory, OrchestrationInstance, Run, RunOrchestration,
+		StatusCount []ent.Interceptor
 	}
 )
 

@@ -22,6 +22,7 @@ import (
 	"github.com/runledger/runledger/ent/orchestrationinstance"
 	"github.com/runledger/runledger/ent/run"
 	"github.com/runledger/runledger/ent/runorchestration"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -92,6 +93,7 @@ func checkColumn(t, c string) error {
 			orchestrationinstance.Table: orchestrationinstance.ValidColumn,
 			run.Table:                   run.ValidColumn,
 			runorchestration.Table:      runorchestration.ValidColumn,
+			statuscount.Table:           statuscount.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -57,6 +57,16 @@ type ItemExecution struct {
 	ErrorMessage *string `json:"error_message,omitempty"`
 	// Retryable holds the value of the "retryable" field.
 	Retryable bool `json:"retryable,omitempty"`
+	// Priority holds the value of the "priority" field.
+	Priority int32 `json:"priority,omitempty"`
+	// when the item may be claimed: now for queued items, the backoff for retrying ones
+	NotBefore time.Time `json:"not_before,omitempty"`
+	// while running: when the worker's lease ends and Rescue may take the item back
+	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
+	// the worker that holds (or last held) the item
+	ClaimedBy *string `json:"claimed_by,omitempty"`
+	// set by CancelRun on running items: the worker's next report cancels them
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ItemExecutionQuery when eager-loading is set.
 	Edges        ItemExecutionEdges `json:"edges"`
@@ -128,13 +138,13 @@ func (*ItemExecution) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case itemexecution.FieldResultPayload:
 			values[i] = new([]byte)
-		case itemexecution.FieldIsActive, itemexecution.FieldRetryable:
+		case itemexecution.FieldIsActive, itemexecution.FieldRetryable, itemexecution.FieldCancelRequested:
 			values[i] = new(sql.NullBool)
-		case itemexecution.FieldVersion, itemexecution.FieldAttemptCount, itemexecution.FieldMaxAttempts:
+		case itemexecution.FieldVersion, itemexecution.FieldAttemptCount, itemexecution.FieldMaxAttempts, itemexecution.FieldPriority:
 			values[i] = new(sql.NullInt64)
-		case itemexecution.FieldCreatedBy, itemexecution.FieldUpdatedBy, itemexecution.FieldStatus, itemexecution.FieldErrorMessage:
+		case itemexecution.FieldCreatedBy, itemexecution.FieldUpdatedBy, itemexecution.FieldStatus, itemexecution.FieldErrorMessage, itemexecution.FieldClaimedBy:
 			values[i] = new(sql.NullString)
-		case itemexecution.FieldCreatedAt, itemexecution.FieldUpdatedAt, itemexecution.FieldStartedAt, itemexecution.FieldFinishedAt:
+		case itemexecution.FieldCreatedAt, itemexecution.FieldUpdatedAt, itemexecution.FieldStartedAt, itemexecution.FieldFinishedAt, itemexecution.FieldNotBefore, itemexecution.FieldLeaseExpiresAt:
 			values[i] = new(sql.NullTime)
 		case itemexecution.FieldID, itemexecution.FieldRunID, itemexecution.FieldBatchExecutionID, itemexecution.FieldItemID:
 			values[i] = new(uuid.UUID)
@@ -269,6 +279,38 @@ func (_m *ItemExecution) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Retryable = value.Bool
 			}
+		case itemexecution.FieldPriority:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field priority", values[i])
+			} else if value.Valid {
+				_m.Priority = int32(value.Int64)
+			}
+		case itemexecution.FieldNotBefore:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field not_before", values[i])
+			} else if value.Valid {
+				_m.NotBefore = value.Time
+			}
+		case itemexecution.FieldLeaseExpiresAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field lease_expires_at", values[i])
+			} else if value.Valid {
+				_m.LeaseExpiresAt = new(time.Time)
+				*_m.LeaseExpiresAt = value.Time
+			}
+		case itemexecution.FieldClaimedBy:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field claimed_by", values[i])
+			} else if value.Valid {
+				_m.ClaimedBy = new(string)
+				*_m.ClaimedBy = value.String
+			}
+		case itemexecution.FieldCancelRequested:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field cancel_requested", values[i])
+			} else if value.Valid {
+				_m.CancelRequested = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -387,6 +429,25 @@ func (_m *ItemExecution) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("retryable=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Retryable))
+	builder.WriteString(", ")
+	builder.WriteString("priority=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Priority))
+	builder.WriteString(", ")
+	builder.WriteString("not_before=")
+	builder.WriteString(_m.NotBefore.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.LeaseExpiresAt; v != nil {
+		builder.WriteString("lease_expires_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.ClaimedBy; v != nil {
+		builder.WriteString("claimed_by=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	builder.WriteString("cancel_requested=")
+	builder.WriteString(fmt.Sprintf("%v", _m.CancelRequested))
 	builder.WriteByte(')')
 	return builder.String()
 }

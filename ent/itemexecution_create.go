@@ -235,6 +235,76 @@ func (_c *ItemExecutionCreate) SetNillableRetryable(v *bool) *ItemExecutionCreat
 	return _c
 }
 
+// SetPriority sets the "priority" field.
+func (_c *ItemExecutionCreate) SetPriority(v int32) *ItemExecutionCreate {
+	_c.mutation.SetPriority(v)
+	return _c
+}
+
+// SetNillablePriority sets the "priority" field if the given value is not nil.
+func (_c *ItemExecutionCreate) SetNillablePriority(v *int32) *ItemExecutionCreate {
+	if v != nil {
+		_c.SetPriority(*v)
+	}
+	return _c
+}
+
+// SetNotBefore sets the "not_before" field.
+func (_c *ItemExecutionCreate) SetNotBefore(v time.Time) *ItemExecutionCreate {
+	_c.mutation.SetNotBefore(v)
+	return _c
+}
+
+// SetNillableNotBefore sets the "not_before" field if the given value is not nil.
+func (_c *ItemExecutionCreate) SetNillableNotBefore(v *time.Time) *ItemExecutionCreate {
+	if v != nil {
+		_c.SetNotBefore(*v)
+	}
+	return _c
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (_c *ItemExecutionCreate) SetLeaseExpiresAt(v time.Time) *ItemExecutionCreate {
+	_c.mutation.SetLeaseExpiresAt(v)
+	return _c
+}
+
+// SetNillableLeaseExpiresAt sets the "lease_expires_at" field if the given value is not nil.
+func (_c *ItemExecutionCreate) SetNillableLeaseExpiresAt(v *time.Time) *ItemExecutionCreate {
+	if v != nil {
+		_c.SetLeaseExpiresAt(*v)
+	}
+	return _c
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (_c *ItemExecutionCreate) SetClaimedBy(v string) *ItemExecutionCreate {
+	_c.mutation.SetClaimedBy(v)
+	return _c
+}
+
+// SetNillableClaimedBy sets the "claimed_by" field if the given value is not nil.
+func (_c *ItemExecutionCreate) SetNillableClaimedBy(v *string) *ItemExecutionCreate {
+	if v != nil {
+		_c.SetClaimedBy(*v)
+	}
+	return _c
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (_c *ItemExecutionCreate) SetCancelRequested(v bool) *ItemExecutionCreate {
+	_c.mutation.SetCancelRequested(v)
+	return _c
+}
+
+// SetNillableCancelRequested sets the "cancel_requested" field if the given value is not nil.
+func (_c *ItemExecutionCreate) SetNillableCancelRequested(v *bool) *ItemExecutionCreate {
+	if v != nil {
+		_c.SetCancelRequested(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ItemExecutionCreate) SetID(v uuid.UUID) *ItemExecutionCreate {
 	_c.mutation.SetID(v)
@@ -350,6 +420,21 @@ func (_c *ItemExecutionCreate) defaults() error {
 		v := itemexecution.DefaultRetryable
 		_c.mutation.SetRetryable(v)
 	}
+	if _, ok := _c.mutation.Priority(); !ok {
+		v := itemexecution.DefaultPriority
+		_c.mutation.SetPriority(v)
+	}
+	if _, ok := _c.mutation.NotBefore(); !ok {
+		if itemexecution.DefaultNotBefore == nil {
+			return fmt.Errorf("ent: uninitialized itemexecution.DefaultNotBefore (forgotten import ent/runtime?)")
+		}
+		v := itemexecution.DefaultNotBefore()
+		_c.mutation.SetNotBefore(v)
+	}
+	if _, ok := _c.mutation.CancelRequested(); !ok {
+		v := itemexecution.DefaultCancelRequested
+		_c.mutation.SetCancelRequested(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if itemexecution.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized itemexecution.DefaultID (forgotten import ent/runtime?)")
@@ -416,6 +501,20 @@ func (_c *ItemExecutionCreate) check() error {
 	}
 	if _, ok := _c.mutation.Retryable(); !ok {
 		return &ValidationError{Name: "retryable", err: errors.New(`ent: missing required field "ItemExecution.retryable"`)}
+	}
+	if _, ok := _c.mutation.Priority(); !ok {
+		return &ValidationError{Name: "priority", err: errors.New(`ent: missing required field "ItemExecution.priority"`)}
+	}
+	if _, ok := _c.mutation.NotBefore(); !ok {
+		return &ValidationError{Name: "not_before", err: errors.New(`ent: missing required field "ItemExecution.not_before"`)}
+	}
+	if v, ok := _c.mutation.ClaimedBy(); ok {
+		if err := itemexecution.ClaimedByValidator(v); err != nil {
+			return &ValidationError{Name: "claimed_by", err: fmt.Errorf(`ent: validator failed for field "ItemExecution.claimed_by": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.CancelRequested(); !ok {
+		return &ValidationError{Name: "cancel_requested", err: errors.New(`ent: missing required field "ItemExecution.cancel_requested"`)}
 	}
 	if len(_c.mutation.RunIDs()) == 0 {
 		return &ValidationError{Name: "run", err: errors.New(`ent: missing required edge "ItemExecution.run"`)}
@@ -517,6 +616,26 @@ func (_c *ItemExecutionCreate) createSpec() (*ItemExecution, *sqlgraph.CreateSpe
 	if value, ok := _c.mutation.Retryable(); ok {
 		_spec.SetField(itemexecution.FieldRetryable, field.TypeBool, value)
 		_node.Retryable = value
+	}
+	if value, ok := _c.mutation.Priority(); ok {
+		_spec.SetField(itemexecution.FieldPriority, field.TypeInt32, value)
+		_node.Priority = value
+	}
+	if value, ok := _c.mutation.NotBefore(); ok {
+		_spec.SetField(itemexecution.FieldNotBefore, field.TypeTime, value)
+		_node.NotBefore = value
+	}
+	if value, ok := _c.mutation.LeaseExpiresAt(); ok {
+		_spec.SetField(itemexecution.FieldLeaseExpiresAt, field.TypeTime, value)
+		_node.LeaseExpiresAt = &value
+	}
+	if value, ok := _c.mutation.ClaimedBy(); ok {
+		_spec.SetField(itemexecution.FieldClaimedBy, field.TypeString, value)
+		_node.ClaimedBy = &value
+	}
+	if value, ok := _c.mutation.CancelRequested(); ok {
+		_spec.SetField(itemexecution.FieldCancelRequested, field.TypeBool, value)
+		_node.CancelRequested = value
 	}
 	if nodes := _c.mutation.RunIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -835,6 +954,84 @@ func (u *ItemExecutionUpsert) UpdateRetryable() *ItemExecutionUpsert {
 	return u
 }
 
+// SetPriority sets the "priority" field.
+func (u *ItemExecutionUpsert) SetPriority(v int32) *ItemExecutionUpsert {
+	u.Set(itemexecution.FieldPriority, v)
+	return u
+}
+
+// UpdatePriority sets the "priority" field to the value that was provided on create.
+func (u *ItemExecutionUpsert) UpdatePriority() *ItemExecutionUpsert {
+	u.SetExcluded(itemexecution.FieldPriority)
+	return u
+}
+
+// AddPriority adds v to the "priority" field.
+func (u *ItemExecutionUpsert) AddPriority(v int32) *ItemExecutionUpsert {
+	u.Add(itemexecution.FieldPriority, v)
+	return u
+}
+
+// SetNotBefore sets the "not_before" field.
+func (u *ItemExecutionUpsert) SetNotBefore(v time.Time) *ItemExecutionUpsert {
+	u.Set(itemexecution.FieldNotBefore, v)
+	return u
+}
+
+// UpdateNotBefore sets the "not_before" field to the value that was provided on create.
+func (u *ItemExecutionUpsert) UpdateNotBefore() *ItemExecutionUpsert {
+	u.SetExcluded(itemexecution.FieldNotBefore)
+	return u
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (u *ItemExecutionUpsert) SetLeaseExpiresAt(v time.Time) *ItemExecutionUpsert {
+	u.Set(itemexecution.FieldLeaseExpiresAt, v)
+	return u
+}
+
+// UpdateLeaseExpiresAt sets the "lease_expires_at" field to the value that was provided on create.
+func (u *ItemExecutionUpsert) UpdateLeaseExpiresAt() *ItemExecutionUpsert {
+	u.SetExcluded(itemexecution.FieldLeaseExpiresAt)
+	return u
+}
+
+// ClearLeaseExpiresAt clears the value of the "lease_expires_at" field.
+func (u *ItemExecutionUpsert) ClearLeaseExpiresAt() *ItemExecutionUpsert {
+	u.SetNull(itemexecution.FieldLeaseExpiresAt)
+	return u
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (u *ItemExecutionUpsert) SetClaimedBy(v string) *ItemExecutionUpsert {
+	u.Set(itemexecution.FieldClaimedBy, v)
+	return u
+}
+
+// UpdateClaimedBy sets the "claimed_by" field to the value that was provided on create.
+func (u *ItemExecutionUpsert) UpdateClaimedBy() *ItemExecutionUpsert {
+	u.SetExcluded(itemexecution.FieldClaimedBy)
+	return u
+}
+
+// ClearClaimedBy clears the value of the "claimed_by" field.
+func (u *ItemExecutionUpsert) ClearClaimedBy() *ItemExecutionUpsert {
+	u.SetNull(itemexecution.FieldClaimedBy)
+	return u
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (u *ItemExecutionUpsert) SetCancelRequested(v bool) *ItemExecutionUpsert {
+	u.Set(itemexecution.FieldCancelRequested, v)
+	return u
+}
+
+// UpdateCancelRequested sets the "cancel_requested" field to the value that was provided on create.
+func (u *ItemExecutionUpsert) UpdateCancelRequested() *ItemExecutionUpsert {
+	u.SetExcluded(itemexecution.FieldCancelRequested)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -1126,6 +1323,97 @@ func (u *ItemExecutionUpsertOne) SetRetryable(v bool) *ItemExecutionUpsertOne {
 func (u *ItemExecutionUpsertOne) UpdateRetryable() *ItemExecutionUpsertOne {
 	return u.Update(func(s *ItemExecutionUpsert) {
 		s.UpdateRetryable()
+	})
+}
+
+// SetPriority sets the "priority" field.
+func (u *ItemExecutionUpsertOne) SetPriority(v int32) *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetPriority(v)
+	})
+}
+
+// AddPriority adds v to the "priority" field.
+func (u *ItemExecutionUpsertOne) AddPriority(v int32) *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.AddPriority(v)
+	})
+}
+
+// UpdatePriority sets the "priority" field to the value that was provided on create.
+func (u *ItemExecutionUpsertOne) UpdatePriority() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdatePriority()
+	})
+}
+
+// SetNotBefore sets the "not_before" field.
+func (u *ItemExecutionUpsertOne) SetNotBefore(v time.Time) *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetNotBefore(v)
+	})
+}
+
+// UpdateNotBefore sets the "not_before" field to the value that was provided on create.
+func (u *ItemExecutionUpsertOne) UpdateNotBefore() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateNotBefore()
+	})
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (u *ItemExecutionUpsertOne) SetLeaseExpiresAt(v time.Time) *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetLeaseExpiresAt(v)
+	})
+}
+
+// UpdateLeaseExpiresAt sets the "lease_expires_at" field to the value that was provided on create.
+func (u *ItemExecutionUpsertOne) UpdateLeaseExpiresAt() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateLeaseExpiresAt()
+	})
+}
+
+// ClearLeaseExpiresAt clears the value of the "lease_expires_at" field.
+func (u *ItemExecutionUpsertOne) ClearLeaseExpiresAt() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.ClearLeaseExpiresAt()
+	})
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (u *ItemExecutionUpsertOne) SetClaimedBy(v string) *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetClaimedBy(v)
+	})
+}
+
+// UpdateClaimedBy sets the "claimed_by" field to the value that was provided on create.
+func (u *ItemExecutionUpsertOne) UpdateClaimedBy() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateClaimedBy()
+	})
+}
+
+// ClearClaimedBy clears the value of the "claimed_by" field.
+func (u *ItemExecutionUpsertOne) ClearClaimedBy() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.ClearClaimedBy()
+	})
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (u *ItemExecutionUpsertOne) SetCancelRequested(v bool) *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetCancelRequested(v)
+	})
+}
+
+// UpdateCancelRequested sets the "cancel_requested" field to the value that was provided on create.
+func (u *ItemExecutionUpsertOne) UpdateCancelRequested() *ItemExecutionUpsertOne {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateCancelRequested()
 	})
 }
 
@@ -1587,6 +1875,97 @@ func (u *ItemExecutionUpsertBulk) SetRetryable(v bool) *ItemExecutionUpsertBulk 
 func (u *ItemExecutionUpsertBulk) UpdateRetryable() *ItemExecutionUpsertBulk {
 	return u.Update(func(s *ItemExecutionUpsert) {
 		s.UpdateRetryable()
+	})
+}
+
+// SetPriority sets the "priority" field.
+func (u *ItemExecutionUpsertBulk) SetPriority(v int32) *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetPriority(v)
+	})
+}
+
+// AddPriority adds v to the "priority" field.
+func (u *ItemExecutionUpsertBulk) AddPriority(v int32) *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.AddPriority(v)
+	})
+}
+
+// UpdatePriority sets the "priority" field to the value that was provided on create.
+func (u *ItemExecutionUpsertBulk) UpdatePriority() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdatePriority()
+	})
+}
+
+// SetNotBefore sets the "not_before" field.
+func (u *ItemExecutionUpsertBulk) SetNotBefore(v time.Time) *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetNotBefore(v)
+	})
+}
+
+// UpdateNotBefore sets the "not_before" field to the value that was provided on create.
+func (u *ItemExecutionUpsertBulk) UpdateNotBefore() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateNotBefore()
+	})
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (u *ItemExecutionUpsertBulk) SetLeaseExpiresAt(v time.Time) *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetLeaseExpiresAt(v)
+	})
+}
+
+// UpdateLeaseExpiresAt sets the "lease_expires_at" field to the value that was provided on create.
+func (u *ItemExecutionUpsertBulk) UpdateLeaseExpiresAt() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateLeaseExpiresAt()
+	})
+}
+
+// ClearLeaseExpiresAt clears the value of the "lease_expires_at" field.
+func (u *ItemExecutionUpsertBulk) ClearLeaseExpiresAt() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.ClearLeaseExpiresAt()
+	})
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (u *ItemExecutionUpsertBulk) SetClaimedBy(v string) *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetClaimedBy(v)
+	})
+}
+
+// UpdateClaimedBy sets the "claimed_by" field to the value that was provided on create.
+func (u *ItemExecutionUpsertBulk) UpdateClaimedBy() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateClaimedBy()
+	})
+}
+
+// ClearClaimedBy clears the value of the "claimed_by" field.
+func (u *ItemExecutionUpsertBulk) ClearClaimedBy() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.ClearClaimedBy()
+	})
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (u *ItemExecutionUpsertBulk) SetCancelRequested(v bool) *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.SetCancelRequested(v)
+	})
+}
+
+// UpdateCancelRequested sets the "cancel_requested" field to the value that was provided on create.
+func (u *ItemExecutionUpsertBulk) UpdateCancelRequested() *ItemExecutionUpsertBulk {
+	return u.Update(func(s *ItemExecutionUpsert) {
+		s.UpdateCancelRequested()
 	})
 }
 

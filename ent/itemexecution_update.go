@@ -241,6 +241,95 @@ func (_u *ItemExecutionUpdate) SetNillableRetryable(v *bool) *ItemExecutionUpdat
 	return _u
 }
 
+// SetPriority sets the "priority" field.
+func (_u *ItemExecutionUpdate) SetPriority(v int32) *ItemExecutionUpdate {
+	_u.mutation.ResetPriority()
+	_u.mutation.SetPriority(v)
+	return _u
+}
+
+// SetNillablePriority sets the "priority" field if the given value is not nil.
+func (_u *ItemExecutionUpdate) SetNillablePriority(v *int32) *ItemExecutionUpdate {
+	if v != nil {
+		_u.SetPriority(*v)
+	}
+	return _u
+}
+
+// AddPriority adds value to the "priority" field.
+func (_u *ItemExecutionUpdate) AddPriority(v int32) *ItemExecutionUpdate {
+	_u.mutation.AddPriority(v)
+	return _u
+}
+
+// SetNotBefore sets the "not_before" field.
+func (_u *ItemExecutionUpdate) SetNotBefore(v time.Time) *ItemExecutionUpdate {
+	_u.mutation.SetNotBefore(v)
+	return _u
+}
+
+// SetNillableNotBefore sets the "not_before" field if the given value is not nil.
+func (_u *ItemExecutionUpdate) SetNillableNotBefore(v *time.Time) *ItemExecutionUpdate {
+	if v != nil {
+		_u.SetNotBefore(*v)
+	}
+	return _u
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (_u *ItemExecutionUpdate) SetLeaseExpiresAt(v time.Time) *ItemExecutionUpdate {
+	_u.mutation.SetLeaseExpiresAt(v)
+	return _u
+}
+
+// SetNillableLeaseExpiresAt sets the "lease_expires_at" field if the given value is not nil.
+func (_u *ItemExecutionUpdate) SetNillableLeaseExpiresAt(v *time.Time) *ItemExecutionUpdate {
+	if v != nil {
+		_u.SetLeaseExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearLeaseExpiresAt clears the value of the "lease_expires_at" field.
+func (_u *ItemExecutionUpdate) ClearLeaseExpiresAt() *ItemExecutionUpdate {
+	_u.mutation.ClearLeaseExpiresAt()
+	return _u
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (_u *ItemExecutionUpdate) SetClaimedBy(v string) *ItemExecutionUpdate {
+	_u.mutation.SetClaimedBy(v)
+	return _u
+}
+
+// SetNillableClaimedBy sets the "claimed_by" field if the given value is not nil.
+func (_u *ItemExecutionUpdate) SetNillableClaimedBy(v *string) *ItemExecutionUpdate {
+	if v != nil {
+		_u.SetClaimedBy(*v)
+	}
+	return _u
+}
+
+// ClearClaimedBy clears the value of the "claimed_by" field.
+func (_u *ItemExecutionUpdate) ClearClaimedBy() *ItemExecutionUpdate {
+	_u.mutation.ClearClaimedBy()
+	return _u
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (_u *ItemExecutionUpdate) SetCancelRequested(v bool) *ItemExecutionUpdate {
+	_u.mutation.SetCancelRequested(v)
+	return _u
+}
+
+// SetNillableCancelRequested sets the "cancel_requested" field if the given value is not nil.
+func (_u *ItemExecutionUpdate) SetNillableCancelRequested(v *bool) *ItemExecutionUpdate {
+	if v != nil {
+		_u.SetCancelRequested(*v)
+	}
+	return _u
+}
+
 // AddHistoryIDs adds the "history" edge to the ItemStateHistory entity by IDs.
 func (_u *ItemExecutionUpdate) AddHistoryIDs(ids ...uuid.UUID) *ItemExecutionUpdate {
 	_u.mutation.AddHistoryIDs(ids...)
@@ -346,6 +435,11 @@ func (_u *ItemExecutionUpdate) check() error {
 			return &ValidationError{Name: "max_attempts", err: fmt.Errorf(`ent: validator failed for field "ItemExecution.max_attempts": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ClaimedBy(); ok {
+		if err := itemexecution.ClaimedByValidator(v); err != nil {
+			return &ValidationError{Name: "claimed_by", err: fmt.Errorf(`ent: validator failed for field "ItemExecution.claimed_by": %w`, err)}
+		}
+	}
 	if _u.mutation.RunCleared() && len(_u.mutation.RunIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "ItemExecution.run"`)
 	}
@@ -441,6 +535,30 @@ func (_u *ItemExecutionUpdate) sqlSave(ctx context.Context) (_node int, err erro
 	}
 	if value, ok := _u.mutation.Retryable(); ok {
 		_spec.SetField(itemexecution.FieldRetryable, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Priority(); ok {
+		_spec.SetField(itemexecution.FieldPriority, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedPriority(); ok {
+		_spec.AddField(itemexecution.FieldPriority, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.NotBefore(); ok {
+		_spec.SetField(itemexecution.FieldNotBefore, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.LeaseExpiresAt(); ok {
+		_spec.SetField(itemexecution.FieldLeaseExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.LeaseExpiresAtCleared() {
+		_spec.ClearField(itemexecution.FieldLeaseExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ClaimedBy(); ok {
+		_spec.SetField(itemexecution.FieldClaimedBy, field.TypeString, value)
+	}
+	if _u.mutation.ClaimedByCleared() {
+		_spec.ClearField(itemexecution.FieldClaimedBy, field.TypeString)
+	}
+	if value, ok := _u.mutation.CancelRequested(); ok {
+		_spec.SetField(itemexecution.FieldCancelRequested, field.TypeBool, value)
 	}
 	if _u.mutation.HistoryCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -718,6 +836,95 @@ func (_u *ItemExecutionUpdateOne) SetNillableRetryable(v *bool) *ItemExecutionUp
 	return _u
 }
 
+// SetPriority sets the "priority" field.
+func (_u *ItemExecutionUpdateOne) SetPriority(v int32) *ItemExecutionUpdateOne {
+	_u.mutation.ResetPriority()
+	_u.mutation.SetPriority(v)
+	return _u
+}
+
+// SetNillablePriority sets the "priority" field if the given value is not nil.
+func (_u *ItemExecutionUpdateOne) SetNillablePriority(v *int32) *ItemExecutionUpdateOne {
+	if v != nil {
+		_u.SetPriority(*v)
+	}
+	return _u
+}
+
+// AddPriority adds value to the "priority" field.
+func (_u *ItemExecutionUpdateOne) AddPriority(v int32) *ItemExecutionUpdateOne {
+	_u.mutation.AddPriority(v)
+	return _u
+}
+
+// SetNotBefore sets the "not_before" field.
+func (_u *ItemExecutionUpdateOne) SetNotBefore(v time.Time) *ItemExecutionUpdateOne {
+	_u.mutation.SetNotBefore(v)
+	return _u
+}
+
+// SetNillableNotBefore sets the "not_before" field if the given value is not nil.
+func (_u *ItemExecutionUpdateOne) SetNillableNotBefore(v *time.Time) *ItemExecutionUpdateOne {
+	if v != nil {
+		_u.SetNotBefore(*v)
+	}
+	return _u
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (_u *ItemExecutionUpdateOne) SetLeaseExpiresAt(v time.Time) *ItemExecutionUpdateOne {
+	_u.mutation.SetLeaseExpiresAt(v)
+	return _u
+}
+
+// SetNillableLeaseExpiresAt sets the "lease_expires_at" field if the given value is not nil.
+func (_u *ItemExecutionUpdateOne) SetNillableLeaseExpiresAt(v *time.Time) *ItemExecutionUpdateOne {
+	if v != nil {
+		_u.SetLeaseExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearLeaseExpiresAt clears the value of the "lease_expires_at" field.
+func (_u *ItemExecutionUpdateOne) ClearLeaseExpiresAt() *ItemExecutionUpdateOne {
+	_u.mutation.ClearLeaseExpiresAt()
+	return _u
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (_u *ItemExecutionUpdateOne) SetClaimedBy(v string) *ItemExecutionUpdateOne {
+	_u.mutation.SetClaimedBy(v)
+	return _u
+}
+
+// SetNillableClaimedBy sets the "claimed_by" field if the given value is not nil.
+func (_u *ItemExecutionUpdateOne) SetNillableClaimedBy(v *string) *ItemExecutionUpdateOne {
+	if v != nil {
+		_u.SetClaimedBy(*v)
+	}
+	return _u
+}
+
+// ClearClaimedBy clears the value of the "claimed_by" field.
+func (_u *ItemExecutionUpdateOne) ClearClaimedBy() *ItemExecutionUpdateOne {
+	_u.mutation.ClearClaimedBy()
+	return _u
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (_u *ItemExecutionUpdateOne) SetCancelRequested(v bool) *ItemExecutionUpdateOne {
+	_u.mutation.SetCancelRequested(v)
+	return _u
+}
+
+// SetNillableCancelRequested sets the "cancel_requested" field if the given value is not nil.
+func (_u *ItemExecutionUpdateOne) SetNillableCancelRequested(v *bool) *ItemExecutionUpdateOne {
+	if v != nil {
+		_u.SetCancelRequested(*v)
+	}
+	return _u
+}
+
 // AddHistoryIDs adds the "history" edge to the ItemStateHistory entity by IDs.
 func (_u *ItemExecutionUpdateOne) AddHistoryIDs(ids ...uuid.UUID) *ItemExecutionUpdateOne {
 	_u.mutation.AddHistoryIDs(ids...)
@@ -836,6 +1043,11 @@ func (_u *ItemExecutionUpdateOne) check() error {
 			return &ValidationError{Name: "max_attempts", err: fmt.Errorf(`ent: validator failed for field "ItemExecution.max_attempts": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ClaimedBy(); ok {
+		if err := itemexecution.ClaimedByValidator(v); err != nil {
+			return &ValidationError{Name: "claimed_by", err: fmt.Errorf(`ent: validator failed for field "ItemExecution.claimed_by": %w`, err)}
+		}
+	}
 	if _u.mutation.RunCleared() && len(_u.mutation.RunIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "ItemExecution.run"`)
 	}
@@ -948,6 +1160,30 @@ func (_u *ItemExecutionUpdateOne) sqlSave(ctx context.Context) (_node *ItemExecu
 	}
 	if value, ok := _u.mutation.Retryable(); ok {
 		_spec.SetField(itemexecution.FieldRetryable, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Priority(); ok {
+		_spec.SetField(itemexecution.FieldPriority, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedPriority(); ok {
+		_spec.AddField(itemexecution.FieldPriority, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.NotBefore(); ok {
+		_spec.SetField(itemexecution.FieldNotBefore, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.LeaseExpiresAt(); ok {
+		_spec.SetField(itemexecution.FieldLeaseExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.LeaseExpiresAtCleared() {
+		_spec.ClearField(itemexecution.FieldLeaseExpiresAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ClaimedBy(); ok {
+		_spec.SetField(itemexecution.FieldClaimedBy, field.TypeString, value)
+	}
+	if _u.mutation.ClaimedByCleared() {
+		_spec.ClearField(itemexecution.FieldClaimedBy, field.TypeString)
+	}
+	if value, ok := _u.mutation.CancelRequested(); ok {
+		_spec.SetField(itemexecution.FieldCancelRequested, field.TypeBool, value)
 	}
 	if _u.mutation.HistoryCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -24,6 +24,7 @@ import (
 	"github.com/runledger/runledger/ent/predicate"
 	"github.com/runledger/runledger/ent/run"
 	"github.com/runledger/runledger/ent/runorchestration"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 const (
@@ -45,6 +46,7 @@ const (
 	TypeOrchestrationInstance = "OrchestrationInstance"
 	TypeRun                   = "Run"
 	TypeRunOrchestration      = "RunOrchestration"
+	TypeStatusCount           = "StatusCount"
 )
 
 // AutomationMutation represents an operation that mutates the Automation nodes in the graph.
@@ -2281,6 +2283,9 @@ type BatchExecutionMutation struct {
 	item_executions        map[uuid.UUID]struct{}
 	removeditem_executions map[uuid.UUID]struct{}
 	cleareditem_executions bool
+	status_counts          map[int64]struct{}
+	removedstatus_counts   map[int64]struct{}
+	clearedstatus_counts   bool
 	done                   bool
 	oldValue               func(context.Context) (*BatchExecution, error)
 	predicates             []predicate.BatchExecution
@@ -2966,6 +2971,60 @@ func (m *BatchExecutionMutation) ResetItemExecutions() {
 	m.removeditem_executions = nil
 }
 
+// AddStatusCountIDs adds the "status_counts" edge to the StatusCount entity by ids.
+func (m *BatchExecutionMutation) AddStatusCountIDs(ids ...int64) {
+	if m.status_counts == nil {
+		m.status_counts = make(map[int64]struct{})
+	}
+	for i := range ids {
+		m.status_counts[ids[i]] = struct{}{}
+	}
+}
+
+// ClearStatusCounts clears the "status_counts" edge to the StatusCount entity.
+func (m *BatchExecutionMutation) ClearStatusCounts() {
+	m.clearedstatus_counts = true
+}
+
+// StatusCountsCleared reports if the "status_counts" edge to the StatusCount entity was cleared.
+func (m *BatchExecutionMutation) StatusCountsCleared() bool {
+	return m.clearedstatus_counts
+}
+
+// RemoveStatusCountIDs removes the "status_counts" edge to the StatusCount entity by IDs.
+func (m *BatchExecutionMutation) RemoveStatusCountIDs(ids ...int64) {
+	if m.removedstatus_counts == nil {
+		m.removedstatus_counts = make(map[int64]struct{})
+	}
+	for i := range ids {
+		delete(m.status_counts, ids[i])
+		m.removedstatus_counts[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedStatusCounts returns the removed IDs of the "status_counts" edge to the StatusCount entity.
+func (m *BatchExecutionMutation) RemovedStatusCountsIDs() (ids []int64) {
+	for id := range m.removedstatus_counts {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// StatusCountsIDs returns the "status_counts" edge IDs in the mutation.
+func (m *BatchExecutionMutation) StatusCountsIDs() (ids []int64) {
+	for id := range m.status_counts {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetStatusCounts resets all changes to the "status_counts" edge.
+func (m *BatchExecutionMutation) ResetStatusCounts() {
+	m.status_counts = nil
+	m.clearedstatus_counts = false
+	m.removedstatus_counts = nil
+}
+
 // Where appends a list predicates to the BatchExecutionMutation builder.
 func (m *BatchExecutionMutation) Where(ps ...predicate.BatchExecution) {
 	m.predicates = append(m.predicates, ps...)
@@ -3311,7 +3370,7 @@ func (m *BatchExecutionMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *BatchExecutionMutation) AddedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.run != nil {
 		edges = append(edges, batchexecution.EdgeRun)
 	}
@@ -3320,6 +3379,9 @@ func (m *BatchExecutionMutation) AddedEdges() []string {
 	}
 	if m.item_executions != nil {
 		edges = append(edges, batchexecution.EdgeItemExecutions)
+	}
+	if m.status_counts != nil {
+		edges = append(edges, batchexecution.EdgeStatusCounts)
 	}
 	return edges
 }
@@ -3342,15 +3404,24 @@ func (m *BatchExecutionMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case batchexecution.EdgeStatusCounts:
+		ids := make([]ent.Value, 0, len(m.status_counts))
+		for id := range m.status_counts {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *BatchExecutionMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.removeditem_executions != nil {
 		edges = append(edges, batchexecution.EdgeItemExecutions)
+	}
+	if m.removedstatus_counts != nil {
+		edges = append(edges, batchexecution.EdgeStatusCounts)
 	}
 	return edges
 }
@@ -3365,13 +3436,19 @@ func (m *BatchExecutionMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case batchexecution.EdgeStatusCounts:
+		ids := make([]ent.Value, 0, len(m.removedstatus_counts))
+		for id := range m.removedstatus_counts {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *BatchExecutionMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.clearedrun {
 		edges = append(edges, batchexecution.EdgeRun)
 	}
@@ -3380,6 +3457,9 @@ func (m *BatchExecutionMutation) ClearedEdges() []string {
 	}
 	if m.cleareditem_executions {
 		edges = append(edges, batchexecution.EdgeItemExecutions)
+	}
+	if m.clearedstatus_counts {
+		edges = append(edges, batchexecution.EdgeStatusCounts)
 	}
 	return edges
 }
@@ -3394,6 +3474,8 @@ func (m *BatchExecutionMutation) EdgeCleared(name string) bool {
 		return m.clearedbatch
 	case batchexecution.EdgeItemExecutions:
 		return m.cleareditem_executions
+	case batchexecution.EdgeStatusCounts:
+		return m.clearedstatus_counts
 	}
 	return false
 }
@@ -3424,6 +3506,9 @@ func (m *BatchExecutionMutation) ResetEdge(name string) error {
 		return nil
 	case batchexecution.EdgeItemExecutions:
 		m.ResetItemExecutions()
+		return nil
+	case batchexecution.EdgeStatusCounts:
+		m.ResetStatusCounts()
 		return nil
 	}
 	return fmt.Errorf("unknown BatchExecution edge %s", name)
@@ -5364,6 +5449,12 @@ type ItemExecutionMutation struct {
 	result_payload         *map[string]interface{}
 	error_message          *string
 	retryable              *bool
+	priority               *int32
+	addpriority            *int32
+	not_before             *time.Time
+	lease_expires_at       *time.Time
+	claimed_by             *string
+	cancel_requested       *bool
 	clearedFields          map[string]struct{}
 	run                    *uuid.UUID
 	clearedrun             bool
@@ -6247,6 +6338,232 @@ func (m *ItemExecutionMutation) ResetRetryable() {
 	m.retryable = nil
 }
 
+// SetPriority sets the "priority" field.
+func (m *ItemExecutionMutation) SetPriority(i int32) {
+	m.priority = &i
+	m.addpriority = nil
+}
+
+// Priority returns the value of the "priority" field in the mutation.
+func (m *ItemExecutionMutation) Priority() (r int32, exists bool) {
+	v := m.priority
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPriority returns the old "priority" field's value of the ItemExecution entity.
+// If the ItemExecution object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ItemExecutionMutation) OldPriority(ctx context.Context) (v int32, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPriority is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPriority requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPriority: %w", err)
+	}
+	return oldValue.Priority, nil
+}
+
+// AddPriority adds i to the "priority" field.
+func (m *ItemExecutionMutation) AddPriority(i int32) {
+	if m.addpriority != nil {
+		*m.addpriority += i
+	} else {
+		m.addpriority = &i
+	}
+}
+
+// AddedPriority returns the value that was added to the "priority" field in this mutation.
+func (m *ItemExecutionMutation) AddedPriority() (r int32, exists bool) {
+	v := m.addpriority
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPriority resets all changes to the "priority" field.
+func (m *ItemExecutionMutation) ResetPriority() {
+	m.priority = nil
+	m.addpriority = nil
+}
+
+// SetNotBefore sets the "not_before" field.
+func (m *ItemExecutionMutation) SetNotBefore(t time.Time) {
+	m.not_before = &t
+}
+
+// NotBefore returns the value of the "not_before" field in the mutation.
+func (m *ItemExecutionMutation) NotBefore() (r time.Time, exists bool) {
+	v := m.not_before
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotBefore returns the old "not_before" field's value of the ItemExecution entity.
+// If the ItemExecution object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ItemExecutionMutation) OldNotBefore(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotBefore is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotBefore requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotBefore: %w", err)
+	}
+	return oldValue.NotBefore, nil
+}
+
+// ResetNotBefore resets all changes to the "not_before" field.
+func (m *ItemExecutionMutation) ResetNotBefore() {
+	m.not_before = nil
+}
+
+// SetLeaseExpiresAt sets the "lease_expires_at" field.
+func (m *ItemExecutionMutation) SetLeaseExpiresAt(t time.Time) {
+	m.lease_expires_at = &t
+}
+
+// LeaseExpiresAt returns the value of the "lease_expires_at" field in the mutation.
+func (m *ItemExecutionMutation) LeaseExpiresAt() (r time.Time, exists bool) {
+	v := m.lease_expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLeaseExpiresAt returns the old "lease_expires_at" field's value of the ItemExecution entity.
+// If the ItemExecution object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ItemExecutionMutation) OldLeaseExpiresAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLeaseExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLeaseExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLeaseExpiresAt: %w", err)
+	}
+	return oldValue.LeaseExpiresAt, nil
+}
+
+// ClearLeaseExpiresAt clears the value of the "lease_expires_at" field.
+func (m *ItemExecutionMutation) ClearLeaseExpiresAt() {
+	m.lease_expires_at = nil
+	m.clearedFields[itemexecution.FieldLeaseExpiresAt] = struct{}{}
+}
+
+// LeaseExpiresAtCleared returns if the "lease_expires_at" field was cleared in this mutation.
+func (m *ItemExecutionMutation) LeaseExpiresAtCleared() bool {
+	_, ok := m.clearedFields[itemexecution.FieldLeaseExpiresAt]
+	return ok
+}
+
+// ResetLeaseExpiresAt resets all changes to the "lease_expires_at" field.
+func (m *ItemExecutionMutation) ResetLeaseExpiresAt() {
+	m.lease_expires_at = nil
+	delete(m.clearedFields, itemexecution.FieldLeaseExpiresAt)
+}
+
+// SetClaimedBy sets the "claimed_by" field.
+func (m *ItemExecutionMutation) SetClaimedBy(s string) {
+	m.claimed_by = &s
+}
+
+// ClaimedBy returns the value of the "claimed_by" field in the mutation.
+func (m *ItemExecutionMutation) ClaimedBy() (r string, exists bool) {
+	v := m.claimed_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClaimedBy returns the old "claimed_by" field's value of the ItemExecution entity.
+// If the ItemExecution object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ItemExecutionMutation) OldClaimedBy(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClaimedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClaimedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClaimedBy: %w", err)
+	}
+	return oldValue.ClaimedBy, nil
+}
+
+// ClearClaimedBy clears the value of the "claimed_by" field.
+func (m *ItemExecutionMutation) ClearClaimedBy() {
+	m.claimed_by = nil
+	m.clearedFields[itemexecution.FieldClaimedBy] = struct{}{}
+}
+
+// ClaimedByCleared returns if the "claimed_by" field was cleared in this mutation.
+func (m *ItemExecutionMutation) ClaimedByCleared() bool {
+	_, ok := m.clearedFields[itemexecution.FieldClaimedBy]
+	return ok
+}
+
+// ResetClaimedBy resets all changes to the "claimed_by" field.
+func (m *ItemExecutionMutation) ResetClaimedBy() {
+	m.claimed_by = nil
+	delete(m.clearedFields, itemexecution.FieldClaimedBy)
+}
+
+// SetCancelRequested sets the "cancel_requested" field.
+func (m *ItemExecutionMutation) SetCancelRequested(b bool) {
+	m.cancel_requested = &b
+}
+
+// CancelRequested returns the value of the "cancel_requested" field in the mutation.
+func (m *ItemExecutionMutation) CancelRequested() (r bool, exists bool) {
+	v := m.cancel_requested
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCancelRequested returns the old "cancel_requested" field's value of the ItemExecution entity.
+// If the ItemExecution object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ItemExecutionMutation) OldCancelRequested(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCancelRequested is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCancelRequested requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCancelRequested: %w", err)
+	}
+	return oldValue.CancelRequested, nil
+}
+
+// ResetCancelRequested resets all changes to the "cancel_requested" field.
+func (m *ItemExecutionMutation) ResetCancelRequested() {
+	m.cancel_requested = nil
+}
+
 // ClearRun clears the "run" edge to the Run entity.
 func (m *ItemExecutionMutation) ClearRun() {
 	m.clearedrun = true
@@ -6416,7 +6733,7 @@ func (m *ItemExecutionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ItemExecutionMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 22)
 	if m.created_at != nil {
 		fields = append(fields, itemexecution.FieldCreatedAt)
 	}
@@ -6468,6 +6785,21 @@ func (m *ItemExecutionMutation) Fields() []string {
 	if m.retryable != nil {
 		fields = append(fields, itemexecution.FieldRetryable)
 	}
+	if m.priority != nil {
+		fields = append(fields, itemexecution.FieldPriority)
+	}
+	if m.not_before != nil {
+		fields = append(fields, itemexecution.FieldNotBefore)
+	}
+	if m.lease_expires_at != nil {
+		fields = append(fields, itemexecution.FieldLeaseExpiresAt)
+	}
+	if m.claimed_by != nil {
+		fields = append(fields, itemexecution.FieldClaimedBy)
+	}
+	if m.cancel_requested != nil {
+		fields = append(fields, itemexecution.FieldCancelRequested)
+	}
 	return fields
 }
 
@@ -6510,6 +6842,16 @@ func (m *ItemExecutionMutation) Field(name string) (ent.Value, bool) {
 		return m.ErrorMessage()
 	case itemexecution.FieldRetryable:
 		return m.Retryable()
+	case itemexecution.FieldPriority:
+		return m.Priority()
+	case itemexecution.FieldNotBefore:
+		return m.NotBefore()
+	case itemexecution.FieldLeaseExpiresAt:
+		return m.LeaseExpiresAt()
+	case itemexecution.FieldClaimedBy:
+		return m.ClaimedBy()
+	case itemexecution.FieldCancelRequested:
+		return m.CancelRequested()
 	}
 	return nil, false
 }
@@ -6553,6 +6895,16 @@ func (m *ItemExecutionMutation) OldField(ctx context.Context, name string) (ent.
 		return m.OldErrorMessage(ctx)
 	case itemexecution.FieldRetryable:
 		return m.OldRetryable(ctx)
+	case itemexecution.FieldPriority:
+		return m.OldPriority(ctx)
+	case itemexecution.FieldNotBefore:
+		return m.OldNotBefore(ctx)
+	case itemexecution.FieldLeaseExpiresAt:
+		return m.OldLeaseExpiresAt(ctx)
+	case itemexecution.FieldClaimedBy:
+		return m.OldClaimedBy(ctx)
+	case itemexecution.FieldCancelRequested:
+		return m.OldCancelRequested(ctx)
 	}
 	return nil, fmt.Errorf("unknown ItemExecution field %s", name)
 }
@@ -6681,6 +7033,41 @@ func (m *ItemExecutionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRetryable(v)
 		return nil
+	case itemexecution.FieldPriority:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPriority(v)
+		return nil
+	case itemexecution.FieldNotBefore:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotBefore(v)
+		return nil
+	case itemexecution.FieldLeaseExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLeaseExpiresAt(v)
+		return nil
+	case itemexecution.FieldClaimedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClaimedBy(v)
+		return nil
+	case itemexecution.FieldCancelRequested:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCancelRequested(v)
+		return nil
 	}
 	return fmt.Errorf("unknown ItemExecution field %s", name)
 }
@@ -6698,6 +7085,9 @@ func (m *ItemExecutionMutation) AddedFields() []string {
 	if m.addmax_attempts != nil {
 		fields = append(fields, itemexecution.FieldMaxAttempts)
 	}
+	if m.addpriority != nil {
+		fields = append(fields, itemexecution.FieldPriority)
+	}
 	return fields
 }
 
@@ -6712,6 +7102,8 @@ func (m *ItemExecutionMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedAttemptCount()
 	case itemexecution.FieldMaxAttempts:
 		return m.AddedMaxAttempts()
+	case itemexecution.FieldPriority:
+		return m.AddedPriority()
 	}
 	return nil, false
 }
@@ -6742,6 +7134,13 @@ func (m *ItemExecutionMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddMaxAttempts(v)
 		return nil
+	case itemexecution.FieldPriority:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPriority(v)
+		return nil
 	}
 	return fmt.Errorf("unknown ItemExecution numeric field %s", name)
 }
@@ -6770,6 +7169,12 @@ func (m *ItemExecutionMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(itemexecution.FieldErrorMessage) {
 		fields = append(fields, itemexecution.FieldErrorMessage)
+	}
+	if m.FieldCleared(itemexecution.FieldLeaseExpiresAt) {
+		fields = append(fields, itemexecution.FieldLeaseExpiresAt)
+	}
+	if m.FieldCleared(itemexecution.FieldClaimedBy) {
+		fields = append(fields, itemexecution.FieldClaimedBy)
 	}
 	return fields
 }
@@ -6805,6 +7210,12 @@ func (m *ItemExecutionMutation) ClearField(name string) error {
 		return nil
 	case itemexecution.FieldErrorMessage:
 		m.ClearErrorMessage()
+		return nil
+	case itemexecution.FieldLeaseExpiresAt:
+		m.ClearLeaseExpiresAt()
+		return nil
+	case itemexecution.FieldClaimedBy:
+		m.ClearClaimedBy()
 		return nil
 	}
 	return fmt.Errorf("unknown ItemExecution nullable field %s", name)
@@ -6864,6 +7275,21 @@ func (m *ItemExecutionMutation) ResetField(name string) error {
 		return nil
 	case itemexecution.FieldRetryable:
 		m.ResetRetryable()
+		return nil
+	case itemexecution.FieldPriority:
+		m.ResetPriority()
+		return nil
+	case itemexecution.FieldNotBefore:
+		m.ResetNotBefore()
+		return nil
+	case itemexecution.FieldLeaseExpiresAt:
+		m.ResetLeaseExpiresAt()
+		return nil
+	case itemexecution.FieldClaimedBy:
+		m.ResetClaimedBy()
+		return nil
+	case itemexecution.FieldCancelRequested:
+		m.ResetCancelRequested()
 		return nil
 	}
 	return fmt.Errorf("unknown ItemExecution field %s", name)
@@ -11406,4 +11832,588 @@ func (m *RunOrchestrationMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown RunOrchestration edge %s", name)
+}
+
+// StatusCountMutation represents an operation that mutates the StatusCount nodes in the graph.
+type StatusCountMutation struct {
+	config
+	op                     Op
+	typ                    string
+	id                     *int64
+	run_id                 *uuid.UUID
+	status                 *runledger.ExecutionStatus
+	delta                  *int64
+	adddelta               *int64
+	clearedFields          map[string]struct{}
+	batch_execution        *uuid.UUID
+	clearedbatch_execution bool
+	done                   bool
+	oldValue               func(context.Context) (*StatusCount, error)
+	predicates             []predicate.StatusCount
+}
+
+var _ ent.Mutation = (*StatusCountMutation)(nil)
+
+// statuscountOption allows management of the mutation configuration using functional options.
+type statuscountOption func(*StatusCountMutation)
+
+// newStatusCountMutation creates new mutation for the StatusCount entity.
+func newStatusCountMutation(c config, op Op, opts ...statuscountOption) *StatusCountMutation {
+	m := &StatusCountMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeStatusCount,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withStatusCountID sets the ID field of the mutation.
+func withStatusCountID(id int64) statuscountOption {
+	return func(m *StatusCountMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *StatusCount
+		)
+		m.oldValue = func(ctx context.Context) (*StatusCount, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().StatusCount.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withStatusCount sets the old StatusCount of the mutation.
+func withStatusCount(node *StatusCount) statuscountOption {
+	return func(m *StatusCountMutation) {
+		m.oldValue = func(context.Context) (*StatusCount, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m StatusCountMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m StatusCountMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of StatusCount entities.
+func (m *StatusCountMutation) SetID(id int64) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *StatusCountMutation) ID() (id int64, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *StatusCountMutation) IDs(ctx context.Context) ([]int64, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int64{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().StatusCount.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRunID sets the "run_id" field.
+func (m *StatusCountMutation) SetRunID(u uuid.UUID) {
+	m.run_id = &u
+}
+
+// RunID returns the value of the "run_id" field in the mutation.
+func (m *StatusCountMutation) RunID() (r uuid.UUID, exists bool) {
+	v := m.run_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRunID returns the old "run_id" field's value of the StatusCount entity.
+// If the StatusCount object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StatusCountMutation) OldRunID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRunID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRunID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRunID: %w", err)
+	}
+	return oldValue.RunID, nil
+}
+
+// ResetRunID resets all changes to the "run_id" field.
+func (m *StatusCountMutation) ResetRunID() {
+	m.run_id = nil
+}
+
+// SetBatchExecutionID sets the "batch_execution_id" field.
+func (m *StatusCountMutation) SetBatchExecutionID(u uuid.UUID) {
+	m.batch_execution = &u
+}
+
+// BatchExecutionID returns the value of the "batch_execution_id" field in the mutation.
+func (m *StatusCountMutation) BatchExecutionID() (r uuid.UUID, exists bool) {
+	v := m.batch_execution
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBatchExecutionID returns the old "batch_execution_id" field's value of the StatusCount entity.
+// If the StatusCount object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StatusCountMutation) OldBatchExecutionID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBatchExecutionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBatchExecutionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBatchExecutionID: %w", err)
+	}
+	return oldValue.BatchExecutionID, nil
+}
+
+// ResetBatchExecutionID resets all changes to the "batch_execution_id" field.
+func (m *StatusCountMutation) ResetBatchExecutionID() {
+	m.batch_execution = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *StatusCountMutation) SetStatus(rs runledger.ExecutionStatus) {
+	m.status = &rs
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *StatusCountMutation) Status() (r runledger.ExecutionStatus, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the StatusCount entity.
+// If the StatusCount object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StatusCountMutation) OldStatus(ctx context.Context) (v runledger.ExecutionStatus, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *StatusCountMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetDelta sets the "delta" field.
+func (m *StatusCountMutation) SetDelta(i int64) {
+	m.delta = &i
+	m.adddelta = nil
+}
+
+// Delta returns the value of the "delta" field in the mutation.
+func (m *StatusCountMutation) Delta() (r int64, exists bool) {
+	v := m.delta
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDelta returns the old "delta" field's value of the StatusCount entity.
+// If the StatusCount object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StatusCountMutation) OldDelta(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDelta is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDelta requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDelta: %w", err)
+	}
+	return oldValue.Delta, nil
+}
+
+// AddDelta adds i to the "delta" field.
+func (m *StatusCountMutation) AddDelta(i int64) {
+	if m.adddelta != nil {
+		*m.adddelta += i
+	} else {
+		m.adddelta = &i
+	}
+}
+
+// AddedDelta returns the value that was added to the "delta" field in this mutation.
+func (m *StatusCountMutation) AddedDelta() (r int64, exists bool) {
+	v := m.adddelta
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDelta resets all changes to the "delta" field.
+func (m *StatusCountMutation) ResetDelta() {
+	m.delta = nil
+	m.adddelta = nil
+}
+
+// ClearBatchExecution clears the "batch_execution" edge to the BatchExecution entity.
+func (m *StatusCountMutation) ClearBatchExecution() {
+	m.clearedbatch_execution = true
+	m.clearedFields[statuscount.FieldBatchExecutionID] = struct{}{}
+}
+
+// BatchExecutionCleared reports if the "batch_execution" edge to the BatchExecution entity was cleared.
+func (m *StatusCountMutation) BatchExecutionCleared() bool {
+	return m.clearedbatch_execution
+}
+
+// BatchExecutionIDs returns the "batch_execution" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// BatchExecutionID instead. It exists only for internal usage by the builders.
+func (m *StatusCountMutation) BatchExecutionIDs() (ids []uuid.UUID) {
+	if id := m.batch_execution; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetBatchExecution resets all changes to the "batch_execution" edge.
+func (m *StatusCountMutation) ResetBatchExecution() {
+	m.batch_execution = nil
+	m.clearedbatch_execution = false
+}
+
+// Where appends a list predicates to the StatusCountMutation builder.
+func (m *StatusCountMutation) Where(ps ...predicate.StatusCount) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the StatusCountMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *StatusCountMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.StatusCount, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *StatusCountMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *StatusCountMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (StatusCount).
+func (m *StatusCountMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *StatusCountMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.run_id != nil {
+		fields = append(fields, statuscount.FieldRunID)
+	}
+	if m.batch_execution != nil {
+		fields = append(fields, statuscount.FieldBatchExecutionID)
+	}
+	if m.status != nil {
+		fields = append(fields, statuscount.FieldStatus)
+	}
+	if m.delta != nil {
+		fields = append(fields, statuscount.FieldDelta)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *StatusCountMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case statuscount.FieldRunID:
+		return m.RunID()
+	case statuscount.FieldBatchExecutionID:
+		return m.BatchExecutionID()
+	case statuscount.FieldStatus:
+		return m.Status()
+	case statuscount.FieldDelta:
+		return m.Delta()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *StatusCountMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case statuscount.FieldRunID:
+		return m.OldRunID(ctx)
+	case statuscount.FieldBatchExecutionID:
+		return m.OldBatchExecutionID(ctx)
+	case statuscount.FieldStatus:
+		return m.OldStatus(ctx)
+	case statuscount.FieldDelta:
+		return m.OldDelta(ctx)
+	}
+	return nil, fmt.Errorf("unknown StatusCount field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *StatusCountMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case statuscount.FieldRunID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRunID(v)
+		return nil
+	case statuscount.FieldBatchExecutionID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBatchExecutionID(v)
+		return nil
+	case statuscount.FieldStatus:
+		v, ok := value.(runledger.ExecutionStatus)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case statuscount.FieldDelta:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDelta(v)
+		return nil
+	}
+	return fmt.Errorf("unknown StatusCount field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *StatusCountMutation) AddedFields() []string {
+	var fields []string
+	if m.adddelta != nil {
+		fields = append(fields, statuscount.FieldDelta)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *StatusCountMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case statuscount.FieldDelta:
+		return m.AddedDelta()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *StatusCountMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case statuscount.FieldDelta:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDelta(v)
+		return nil
+	}
+	return fmt.Errorf("unknown StatusCount numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *StatusCountMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *StatusCountMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *StatusCountMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown StatusCount nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *StatusCountMutation) ResetField(name string) error {
+	switch name {
+	case statuscount.FieldRunID:
+		m.ResetRunID()
+		return nil
+	case statuscount.FieldBatchExecutionID:
+		m.ResetBatchExecutionID()
+		return nil
+	case statuscount.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case statuscount.FieldDelta:
+		m.ResetDelta()
+		return nil
+	}
+	return fmt.Errorf("unknown StatusCount field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *StatusCountMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.batch_execution != nil {
+		edges = append(edges, statuscount.EdgeBatchExecution)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *StatusCountMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case statuscount.EdgeBatchExecution:
+		if id := m.batch_execution; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *StatusCountMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *StatusCountMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *StatusCountMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedbatch_execution {
+		edges = append(edges, statuscount.EdgeBatchExecution)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *StatusCountMutation) EdgeCleared(name string) bool {
+	switch name {
+	case statuscount.EdgeBatchExecution:
+		return m.clearedbatch_execution
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *StatusCountMutation) ClearEdge(name string) error {
+	switch name {
+	case statuscount.EdgeBatchExecution:
+		m.ClearBatchExecution()
+		return nil
+	}
+	return fmt.Errorf("unknown StatusCount unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *StatusCountMutation) ResetEdge(name string) error {
+	switch name {
+	case statuscount.EdgeBatchExecution:
+		m.ResetBatchExecution()
+		return nil
+	}
+	return fmt.Errorf("unknown StatusCount edge %s", name)
 }

@@ -75,3 +75,6 @@ func (q *RunQuery) Ordered() bool { return len(q.order) > 0 }
 
 // Ordered reports whether an order was set on the query.
 func (q *RunOrchestrationQuery) Ordered() bool { return len(q.order) > 0 }
+
+// Ordered reports whether an order was set on the query.
+func (q *StatusCountQuery) Ordered() bool { return len(q.order) > 0 }

@@ -34,6 +34,8 @@ type Tx struct {
 	Run *RunClient
 	// RunOrchestration is the client for interacting with the RunOrchestration builders.
 	RunOrchestration *RunOrchestrationClient
+	// StatusCount is the client for interacting with the StatusCount builders.
+	StatusCount *StatusCountClient
 
 	// lazily loaded.
 	client     *Client
@@ -175,6 +177,7 @@ func (tx *Tx) init() {
 	tx.OrchestrationInstance = NewOrchestrationInstanceClient(tx.config)
 	tx.Run = NewRunClient(tx.config)
 	tx.RunOrchestration = NewRunOrchestrationClient(tx.config)
+	tx.StatusCount = NewStatusCountClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -47,6 +47,7 @@ func TestCatalogCascades(t *testing.T) {
 		"orchestration_instance.engine_id":            "engine c",
 		"run_orchestration.run_id":                    "run c",
 		"run_orchestration.orchestration_instance_id": "orchestration_instance c",
+		"status_count.batch_execution_id":             "batch_execution c", // execution counters
 	}
 	require.Equal(t, want, got, "every parent->child foreign key cascades on delete ('c')")
 }

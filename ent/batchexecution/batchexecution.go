@@ -46,6 +46,8 @@ const (
 	EdgeBatch = "batch"
 	// EdgeItemExecutions holds the string denoting the item_executions edge name in mutations.
 	EdgeItemExecutions = "item_executions"
+	// EdgeStatusCounts holds the string denoting the status_counts edge name in mutations.
+	EdgeStatusCounts = "status_counts"
 	// Table holds the table name of the batchexecution in the database.
 	Table = "batch_execution"
 	// RunTable is the table that holds the run relation/edge.
@@ -69,6 +71,13 @@ const (
 	ItemExecutionsInverseTable = "item_execution"
 	// ItemExecutionsColumn is the table column denoting the item_executions relation/edge.
 	ItemExecutionsColumn = "batch_execution_id"
+	// StatusCountsTable is the table that holds the status_counts relation/edge.
+	StatusCountsTable = "status_count"
+	// StatusCountsInverseTable is the table name for the StatusCount entity.
+	// It exists in this package in order to avoid circular dependency with the "statuscount" package.
+	StatusCountsInverseTable = "status_count"
+	// StatusCountsColumn is the table column denoting the status_counts relation/edge.
+	StatusCountsColumn = "batch_execution_id"
 )
 
 // Columns holds all SQL columns for batchexecution fields.
@@ -225,6 +234,20 @@ func ByItemExecutions(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newItemExecutionsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByStatusCountsCount orders the results by status_counts count.
+func ByStatusCountsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newStatusCountsStep(), opts...)
+	}
+}
+
+// ByStatusCounts orders the results by status_counts terms.
+func ByStatusCounts(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newStatusCountsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newRunStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -244,5 +267,12 @@ func newItemExecutionsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(ItemExecutionsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, ItemExecutionsTable, ItemExecutionsColumn),
+	)
+}
+func newStatusCountsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(StatusCountsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, StatusCountsTable, StatusCountsColumn),
 	)
 }

@@ -626,6 +626,29 @@ func HasItemExecutionsWith(preds ...predicate.ItemExecution) predicate.BatchExec
 	})
 }
 
+// HasStatusCounts applies the HasEdge predicate on the "status_counts" edge.
+func HasStatusCounts() predicate.BatchExecution {
+	return predicate.BatchExecution(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, StatusCountsTable, StatusCountsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasStatusCountsWith applies the HasEdge predicate on the "status_counts" edge with a given conditions (other predicates).
+func HasStatusCountsWith(preds ...predicate.StatusCount) predicate.BatchExecution {
+	return predicate.BatchExecution(func(s *sql.Selector) {
+		step := newStatusCountsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.BatchExecution) predicate.BatchExecution {
 	return predicate.BatchExecution(sql.AndPredicates(predicates...))

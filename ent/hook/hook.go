@@ -129,6 +129,18 @@ func (f RunOrchestrationFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.V
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RunOrchestrationMutation", m)
 }
 
+// The StatusCountFunc type is an adapter to allow the use of ordinary
+// function as StatusCount mutator.
+type StatusCountFunc func(context.Context, *ent.StatusCountMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f StatusCountFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.StatusCountMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.StatusCountMutation", m)
+}
+
 // Condition is a hook condition function.
 type Condition func(context.Context, ent.Mutation) bool
 

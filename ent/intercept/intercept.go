@@ -19,6 +19,7 @@ import (
 	"github.com/runledger/runledger/ent/predicate"
 	"github.com/runledger/runledger/ent/run"
 	"github.com/runledger/runledger/ent/runorchestration"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 // The Query interface represents an operation that queries a graph.
@@ -347,6 +348,33 @@ func (f TraverseRunOrchestration) Traverse(ctx context.Context, q ent.Query) err
 	return fmt.Errorf("unexpected query type %T. expect *ent.RunOrchestrationQuery", q)
 }
 
+// The StatusCountFunc type is an adapter to allow the use of ordinary function as a Querier.
+type StatusCountFunc func(context.Context, *ent.StatusCountQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f StatusCountFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.StatusCountQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.StatusCountQuery", q)
+}
+
+// The TraverseStatusCount type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseStatusCount func(context.Context, *ent.StatusCountQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseStatusCount) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseStatusCount) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.StatusCountQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.StatusCountQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -370,6 +398,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.RunQuery, predicate.Run, run.OrderOption]{typ: ent.TypeRun, tq: q}, nil
 	case *ent.RunOrchestrationQuery:
 		return &query[*ent.RunOrchestrationQuery, predicate.RunOrchestration, runorchestration.OrderOption]{typ: ent.TypeRunOrchestration, tq: q}, nil
+	case *ent.StatusCountQuery:
+		return &query[*ent.StatusCountQuery, predicate.StatusCount, statuscount.OrderOption]{typ: ent.TypeStatusCount, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

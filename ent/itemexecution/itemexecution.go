@@ -52,6 +52,16 @@ const (
 	FieldErrorMessage = "error_message"
 	// FieldRetryable holds the string denoting the retryable field in the database.
 	FieldRetryable = "retryable"
+	// FieldPriority holds the string denoting the priority field in the database.
+	FieldPriority = "priority"
+	// FieldNotBefore holds the string denoting the not_before field in the database.
+	FieldNotBefore = "not_before"
+	// FieldLeaseExpiresAt holds the string denoting the lease_expires_at field in the database.
+	FieldLeaseExpiresAt = "lease_expires_at"
+	// FieldClaimedBy holds the string denoting the claimed_by field in the database.
+	FieldClaimedBy = "claimed_by"
+	// FieldCancelRequested holds the string denoting the cancel_requested field in the database.
+	FieldCancelRequested = "cancel_requested"
 	// EdgeRun holds the string denoting the run edge name in mutations.
 	EdgeRun = "run"
 	// EdgeBatchExecution holds the string denoting the batch_execution edge name in mutations.
@@ -112,6 +122,11 @@ var Columns = []string{
 	FieldResultPayload,
 	FieldErrorMessage,
 	FieldRetryable,
+	FieldPriority,
+	FieldNotBefore,
+	FieldLeaseExpiresAt,
+	FieldClaimedBy,
+	FieldCancelRequested,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -154,6 +169,14 @@ var (
 	MaxAttemptsValidator func(int32) error
 	// DefaultRetryable holds the default value on creation for the "retryable" field.
 	DefaultRetryable bool
+	// DefaultPriority holds the default value on creation for the "priority" field.
+	DefaultPriority int32
+	// DefaultNotBefore holds the default value on creation for the "not_before" field.
+	DefaultNotBefore func() time.Time
+	// ClaimedByValidator is a validator for the "claimed_by" field. It is called by the builders before save.
+	ClaimedByValidator func(string) error
+	// DefaultCancelRequested holds the default value on creation for the "cancel_requested" field.
+	DefaultCancelRequested bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -256,6 +279,31 @@ func ByErrorMessage(opts ...sql.OrderTermOption) OrderOption {
 // ByRetryable orders the results by the retryable field.
 func ByRetryable(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRetryable, opts...).ToFunc()
+}
+
+// ByPriority orders the results by the priority field.
+func ByPriority(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPriority, opts...).ToFunc()
+}
+
+// ByNotBefore orders the results by the not_before field.
+func ByNotBefore(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNotBefore, opts...).ToFunc()
+}
+
+// ByLeaseExpiresAt orders the results by the lease_expires_at field.
+func ByLeaseExpiresAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLeaseExpiresAt, opts...).ToFunc()
+}
+
+// ByClaimedBy orders the results by the claimed_by field.
+func ByClaimedBy(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldClaimedBy, opts...).ToFunc()
+}
+
+// ByCancelRequested orders the results by the cancel_requested field.
+func ByCancelRequested(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCancelRequested, opts...).ToFunc()
 }
 
 // ByRunField orders the results by run field.

@@ -132,6 +132,31 @@ func Retryable(v bool) predicate.ItemExecution {
 	return predicate.ItemExecution(sql.FieldEQ(FieldRetryable, v))
 }
 
+// Priority applies equality check predicate on the "priority" field. It's identical to PriorityEQ.
+func Priority(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldPriority, v))
+}
+
+// NotBefore applies equality check predicate on the "not_before" field. It's identical to NotBeforeEQ.
+func NotBefore(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldNotBefore, v))
+}
+
+// LeaseExpiresAt applies equality check predicate on the "lease_expires_at" field. It's identical to LeaseExpiresAtEQ.
+func LeaseExpiresAt(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldLeaseExpiresAt, v))
+}
+
+// ClaimedBy applies equality check predicate on the "claimed_by" field. It's identical to ClaimedByEQ.
+func ClaimedBy(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldClaimedBy, v))
+}
+
+// CancelRequested applies equality check predicate on the "cancel_requested" field. It's identical to CancelRequestedEQ.
+func CancelRequested(v bool) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldCancelRequested, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.ItemExecution {
 	return predicate.ItemExecution(sql.FieldEQ(FieldCreatedAt, v))
@@ -785,6 +810,221 @@ func RetryableEQ(v bool) predicate.ItemExecution {
 // RetryableNEQ applies the NEQ predicate on the "retryable" field.
 func RetryableNEQ(v bool) predicate.ItemExecution {
 	return predicate.ItemExecution(sql.FieldNEQ(FieldRetryable, v))
+}
+
+// PriorityEQ applies the EQ predicate on the "priority" field.
+func PriorityEQ(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldPriority, v))
+}
+
+// PriorityNEQ applies the NEQ predicate on the "priority" field.
+func PriorityNEQ(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNEQ(FieldPriority, v))
+}
+
+// PriorityIn applies the In predicate on the "priority" field.
+func PriorityIn(vs ...int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIn(FieldPriority, vs...))
+}
+
+// PriorityNotIn applies the NotIn predicate on the "priority" field.
+func PriorityNotIn(vs ...int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotIn(FieldPriority, vs...))
+}
+
+// PriorityGT applies the GT predicate on the "priority" field.
+func PriorityGT(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGT(FieldPriority, v))
+}
+
+// PriorityGTE applies the GTE predicate on the "priority" field.
+func PriorityGTE(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGTE(FieldPriority, v))
+}
+
+// PriorityLT applies the LT predicate on the "priority" field.
+func PriorityLT(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLT(FieldPriority, v))
+}
+
+// PriorityLTE applies the LTE predicate on the "priority" field.
+func PriorityLTE(v int32) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLTE(FieldPriority, v))
+}
+
+// NotBeforeEQ applies the EQ predicate on the "not_before" field.
+func NotBeforeEQ(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldNotBefore, v))
+}
+
+// NotBeforeNEQ applies the NEQ predicate on the "not_before" field.
+func NotBeforeNEQ(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNEQ(FieldNotBefore, v))
+}
+
+// NotBeforeIn applies the In predicate on the "not_before" field.
+func NotBeforeIn(vs ...time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIn(FieldNotBefore, vs...))
+}
+
+// NotBeforeNotIn applies the NotIn predicate on the "not_before" field.
+func NotBeforeNotIn(vs ...time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotIn(FieldNotBefore, vs...))
+}
+
+// NotBeforeGT applies the GT predicate on the "not_before" field.
+func NotBeforeGT(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGT(FieldNotBefore, v))
+}
+
+// NotBeforeGTE applies the GTE predicate on the "not_before" field.
+func NotBeforeGTE(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGTE(FieldNotBefore, v))
+}
+
+// NotBeforeLT applies the LT predicate on the "not_before" field.
+func NotBeforeLT(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLT(FieldNotBefore, v))
+}
+
+// NotBeforeLTE applies the LTE predicate on the "not_before" field.
+func NotBeforeLTE(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLTE(FieldNotBefore, v))
+}
+
+// LeaseExpiresAtEQ applies the EQ predicate on the "lease_expires_at" field.
+func LeaseExpiresAtEQ(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldLeaseExpiresAt, v))
+}
+
+// LeaseExpiresAtNEQ applies the NEQ predicate on the "lease_expires_at" field.
+func LeaseExpiresAtNEQ(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNEQ(FieldLeaseExpiresAt, v))
+}
+
+// LeaseExpiresAtIn applies the In predicate on the "lease_expires_at" field.
+func LeaseExpiresAtIn(vs ...time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIn(FieldLeaseExpiresAt, vs...))
+}
+
+// LeaseExpiresAtNotIn applies the NotIn predicate on the "lease_expires_at" field.
+func LeaseExpiresAtNotIn(vs ...time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotIn(FieldLeaseExpiresAt, vs...))
+}
+
+// LeaseExpiresAtGT applies the GT predicate on the "lease_expires_at" field.
+func LeaseExpiresAtGT(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGT(FieldLeaseExpiresAt, v))
+}
+
+// LeaseExpiresAtGTE applies the GTE predicate on the "lease_expires_at" field.
+func LeaseExpiresAtGTE(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGTE(FieldLeaseExpiresAt, v))
+}
+
+// LeaseExpiresAtLT applies the LT predicate on the "lease_expires_at" field.
+func LeaseExpiresAtLT(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLT(FieldLeaseExpiresAt, v))
+}
+
+// LeaseExpiresAtLTE applies the LTE predicate on the "lease_expires_at" field.
+func LeaseExpiresAtLTE(v time.Time) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLTE(FieldLeaseExpiresAt, v))
+}
+
+// LeaseExpiresAtIsNil applies the IsNil predicate on the "lease_expires_at" field.
+func LeaseExpiresAtIsNil() predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIsNull(FieldLeaseExpiresAt))
+}
+
+// LeaseExpiresAtNotNil applies the NotNil predicate on the "lease_expires_at" field.
+func LeaseExpiresAtNotNil() predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotNull(FieldLeaseExpiresAt))
+}
+
+// ClaimedByEQ applies the EQ predicate on the "claimed_by" field.
+func ClaimedByEQ(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldClaimedBy, v))
+}
+
+// ClaimedByNEQ applies the NEQ predicate on the "claimed_by" field.
+func ClaimedByNEQ(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNEQ(FieldClaimedBy, v))
+}
+
+// ClaimedByIn applies the In predicate on the "claimed_by" field.
+func ClaimedByIn(vs ...string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIn(FieldClaimedBy, vs...))
+}
+
+// ClaimedByNotIn applies the NotIn predicate on the "claimed_by" field.
+func ClaimedByNotIn(vs ...string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotIn(FieldClaimedBy, vs...))
+}
+
+// ClaimedByGT applies the GT predicate on the "claimed_by" field.
+func ClaimedByGT(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGT(FieldClaimedBy, v))
+}
+
+// ClaimedByGTE applies the GTE predicate on the "claimed_by" field.
+func ClaimedByGTE(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGTE(FieldClaimedBy, v))
+}
+
+// ClaimedByLT applies the LT predicate on the "claimed_by" field.
+func ClaimedByLT(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLT(FieldClaimedBy, v))
+}
+
+// ClaimedByLTE applies the LTE predicate on the "claimed_by" field.
+func ClaimedByLTE(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLTE(FieldClaimedBy, v))
+}
+
+// ClaimedByContains applies the Contains predicate on the "claimed_by" field.
+func ClaimedByContains(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldContains(FieldClaimedBy, v))
+}
+
+// ClaimedByHasPrefix applies the HasPrefix predicate on the "claimed_by" field.
+func ClaimedByHasPrefix(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldHasPrefix(FieldClaimedBy, v))
+}
+
+// ClaimedByHasSuffix applies the HasSuffix predicate on the "claimed_by" field.
+func ClaimedByHasSuffix(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldHasSuffix(FieldClaimedBy, v))
+}
+
+// ClaimedByIsNil applies the IsNil predicate on the "claimed_by" field.
+func ClaimedByIsNil() predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIsNull(FieldClaimedBy))
+}
+
+// ClaimedByNotNil applies the NotNil predicate on the "claimed_by" field.
+func ClaimedByNotNil() predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotNull(FieldClaimedBy))
+}
+
+// ClaimedByEqualFold applies the EqualFold predicate on the "claimed_by" field.
+func ClaimedByEqualFold(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEqualFold(FieldClaimedBy, v))
+}
+
+// ClaimedByContainsFold applies the ContainsFold predicate on the "claimed_by" field.
+func ClaimedByContainsFold(v string) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldContainsFold(FieldClaimedBy, v))
+}
+
+// CancelRequestedEQ applies the EQ predicate on the "cancel_requested" field.
+func CancelRequestedEQ(v bool) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldCancelRequested, v))
+}
+
+// CancelRequestedNEQ applies the NEQ predicate on the "cancel_requested" field.
+func CancelRequestedNEQ(v bool) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNEQ(FieldCancelRequested, v))
 }
 
 // HasRun applies the HasEdge predicate on the "run" edge.

@@ -226,6 +226,11 @@ var (
 		{Name: "result_payload", Type: field.TypeJSON, Nullable: true},
 		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "retryable", Type: field.TypeBool, Default: true},
+		{Name: "priority", Type: field.TypeInt32, Default: 0},
+		{Name: "not_before", Type: field.TypeTime, Default: "CURRENT_TIMESTAMP"},
+		{Name: "lease_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "claimed_by", Type: field.TypeString, Nullable: true, Size: 100, SchemaType: map[string]string{"postgres": "varchar(100)"}},
+		{Name: "cancel_requested", Type: field.TypeBool, Default: false},
 		{Name: "batch_execution_id", Type: field.TypeUUID},
 		{Name: "item_id", Type: field.TypeUUID},
 		{Name: "run_id", Type: field.TypeUUID},
@@ -238,19 +243,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "item_execution_batch_execution_item_executions",
-				Columns:    []*schema.Column{ItemExecutionColumns[15]},
+				Columns:    []*schema.Column{ItemExecutionColumns[20]},
 				RefColumns: []*schema.Column{BatchExecutionColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "item_execution_item_executions",
-				Columns:    []*schema.Column{ItemExecutionColumns[16]},
+				Columns:    []*schema.Column{ItemExecutionColumns[21]},
 				RefColumns: []*schema.Column{ItemColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "item_execution_run_item_executions",
-				Columns:    []*schema.Column{ItemExecutionColumns[17]},
+				Columns:    []*schema.Column{ItemExecutionColumns[22]},
 				RefColumns: []*schema.Column{RunColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -269,17 +274,41 @@ var (
 			{
 				Name:    "itemexecution_run_id_item_id",
 				Unique:  true,
-				Columns: []*schema.Column{ItemExecutionColumns[17], ItemExecutionColumns[16]},
+				Columns: []*schema.Column{ItemExecutionColumns[22], ItemExecutionColumns[21]},
 			},
 			{
 				Name:    "itemexecution_batch_execution_id",
 				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[15]},
+				Columns: []*schema.Column{ItemExecutionColumns[20]},
 			},
 			{
 				Name:    "itemexecution_item_id",
 				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[16]},
+				Columns: []*schema.Column{ItemExecutionColumns[21]},
+			},
+			{
+				Name:    "ix_item_execution_claim",
+				Unique:  false,
+				Columns: []*schema.Column{ItemExecutionColumns[15], ItemExecutionColumns[16], ItemExecutionColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(status)::text = ANY ('{queued,retrying,scheduled}'::text[])",
+				},
+			},
+			{
+				Name:    "ix_item_execution_lease",
+				Unique:  false,
+				Columns: []*schema.Column{ItemExecutionColumns[17]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(status)::text = 'running'::text",
+				},
+			},
+			{
+				Name:    "ix_item_execution_unfinished",
+				Unique:  false,
+				Columns: []*schema.Column{ItemExecutionColumns[20]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])",
+				},
 			},
 		},
 	}
@@ -475,6 +504,40 @@ var (
 			},
 		},
 	}
+	// StatusCountColumns holds the columns for the "status_count" table.
+	StatusCountColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt64, Increment: true},
+		{Name: "run_id", Type: field.TypeUUID},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "queued", "scheduled", "running", "retrying", "succeeded", "failed", "cancelled", "timed_out", "skipped"}},
+		{Name: "delta", Type: field.TypeInt64},
+		{Name: "batch_execution_id", Type: field.TypeUUID},
+	}
+	// StatusCountTable holds the schema information for the "status_count" table.
+	StatusCountTable = &schema.Table{
+		Name:       "status_count",
+		Columns:    StatusCountColumns,
+		PrimaryKey: []*schema.Column{StatusCountColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "status_count_batch_execution_status_counts",
+				Columns:    []*schema.Column{StatusCountColumns[4]},
+				RefColumns: []*schema.Column{BatchExecutionColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "statuscount_run_id",
+				Unique:  false,
+				Columns: []*schema.Column{StatusCountColumns[1]},
+			},
+			{
+				Name:    "statuscount_batch_execution_id",
+				Unique:  false,
+				Columns: []*schema.Column{StatusCountColumns[4]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AutomationTable,
@@ -487,6 +550,7 @@ var (
 		OrchestrationInstanceTable,
 		RunTable,
 		RunOrchestrationTable,
+		StatusCountTable,
 	}
 )
 
@@ -558,5 +622,9 @@ func init() {
 	RunOrchestrationTable.ForeignKeys[1].RefTable = RunTable
 	RunOrchestrationTable.Annotation = &entsql.Annotation{
 		Table: "run_orchestration",
+	}
+	StatusCountTable.ForeignKeys[0].RefTable = BatchExecutionTable
+	StatusCountTable.Annotation = &entsql.Annotation{
+		Table: "status_count",
 	}
 }

@@ -35,3 +35,6 @@ type Run func(*sql.Selector)
 
 // RunOrchestration is the predicate function for runorchestration builders.
 type RunOrchestration func(*sql.Selector)
+
+// StatusCount is the predicate function for statuscount builders.
+type StatusCount func(*sql.Selector)

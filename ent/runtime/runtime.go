@@ -17,6 +17,7 @@ import (
 	"github.com/runledger/runledger/ent/run"
 	"github.com/runledger/runledger/ent/runorchestration"
 	"github.com/runledger/runledger/ent/schema"
+	"github.com/runledger/runledger/ent/statuscount"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -435,6 +436,22 @@ func init() {
 	itemexecutionDescRetryable := itemexecutionFields[6].Descriptor()
 	// itemexecution.DefaultRetryable holds the default value on creation for the retryable field.
 	itemexecution.DefaultRetryable = itemexecutionDescRetryable.Default.(bool)
+	// itemexecutionDescPriority is the schema descriptor for priority field.
+	itemexecutionDescPriority := itemexecutionFields[7].Descriptor()
+	// itemexecution.DefaultPriority holds the default value on creation for the priority field.
+	itemexecution.DefaultPriority = itemexecutionDescPriority.Default.(int32)
+	// itemexecutionDescNotBefore is the schema descriptor for not_before field.
+	itemexecutionDescNotBefore := itemexecutionFields[8].Descriptor()
+	// itemexecution.DefaultNotBefore holds the default value on creation for the not_before field.
+	itemexecution.DefaultNotBefore = itemexecutionDescNotBefore.Default.(func() time.Time)
+	// itemexecutionDescClaimedBy is the schema descriptor for claimed_by field.
+	itemexecutionDescClaimedBy := itemexecutionFields[10].Descriptor()
+	// itemexecution.ClaimedByValidator is a validator for the "claimed_by" field. It is called by the builders before save.
+	itemexecution.ClaimedByValidator = itemexecutionDescClaimedBy.Validators[0].(func(string) error)
+	// itemexecutionDescCancelRequested is the schema descriptor for cancel_requested field.
+	itemexecutionDescCancelRequested := itemexecutionFields[11].Descriptor()
+	// itemexecution.DefaultCancelRequested holds the default value on creation for the cancel_requested field.
+	itemexecution.DefaultCancelRequested = itemexecutionDescCancelRequested.Default.(bool)
 	// itemexecutionDescID is the schema descriptor for id field.
 	itemexecutionDescID := itemexecutionFields[0].Descriptor()
 	// itemexecution.DefaultID holds the default value on creation for the id field.
@@ -658,6 +675,11 @@ func init() {
 	runorchestrationDescID := runorchestrationFields[0].Descriptor()
 	// runorchestration.DefaultID holds the default value on creation for the id field.
 	runorchestration.DefaultID = runorchestrationDescID.Default.(func() uuid.UUID)
+	statuscountMixin := schema.StatusCount{}.Mixin()
+	statuscountMixinHooks0 := statuscountMixin[0].Hooks()
+	statuscount.Hooks[0] = statuscountMixinHooks0[0]
+	statuscountMixinInters0 := statuscountMixin[0].Interceptors()
+	statuscount.Interceptors[0] = statuscountMixinInters0[0]
 }
 
 const (

@@ -33,6 +33,7 @@ func (BatchExecution) Edges() []ent.Edge {
 		edge.From("batch", Batch.Type).Ref("executions").
 			Field("batch_id").Unique().Required().Immutable(),
 		edge.To("item_executions", ItemExecution.Type).Annotations(cascade()),
+		edge.To("status_counts", StatusCount.Type).Annotations(cascade()),
 	}
 }
 

@@ -26,3 +26,5 @@ func cascade() schema.Annotation { return entsql.OnDelete(entsql.Cascade) }
 func fk(name string) ent.Field {
 	return field.UUID(name, uuid.UUID{}).Immutable()
 }
+
+func uuidType() uuid.UUID { return uuid.UUID{} }

@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"time"
+
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema"
@@ -9,6 +11,15 @@ import (
 	"entgo.io/ent/schema/index"
 
 	"github.com/runledger/runledger/mixin"
+)
+
+// Index predicates, written exactly as PostgreSQL prints them back so that a
+// diff after apply plans nothing (Atlas compares predicates as text).
+const (
+	// ClaimablePredicate: the statuses a worker may claim (when not_before has passed).
+	ClaimablePredicate = "(status)::text = ANY ('{queued,retrying,scheduled}'::text[])"
+	// UnfinishedPredicate: the statuses that are not terminal.
+	UnfinishedPredicate = "(status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])"
 )
 
 // ItemExecution is the execution of one item within a run, with retries.
@@ -29,6 +40,17 @@ func (ItemExecution) Fields() []ent.Field {
 		field.JSON("result_payload", map[string]any{}).Optional(),
 		field.Text("error_message").Optional().Nillable(),
 		field.Bool("retryable").Default(true),
+		// Claiming: lower priority first, then not_before, then id.
+		field.Int32("priority").Default(0),
+		field.Time("not_before").Default(time.Now).
+			Annotations(entsql.Default("CURRENT_TIMESTAMP")).
+			Comment("when the item may be claimed: now for queued items, the backoff for retrying ones"),
+		field.Time("lease_expires_at").Optional().Nillable().
+			Comment("while running: when the worker's lease ends and Rescue may take the item back"),
+		field.String("claimed_by").MaxLen(100).SchemaType(mixin.Varchar(100)).Optional().Nillable().
+			Comment("the worker that holds (or last held) the item"),
+		field.Bool("cancel_requested").Default(false).
+			Comment("set by CancelRun on running items: the worker's next report cancels them"),
 	}
 }
 
@@ -51,6 +73,18 @@ func (ItemExecution) Indexes() []ent.Index {
 		index.Fields("run_id", "item_id").Unique(),
 		index.Fields("batch_execution_id"),
 		index.Fields("item_id"),
+		// The claim path: exactly its ORDER BY, restricted to claimable rows.
+		index.Fields("priority", "not_before", "id").
+			StorageKey("ix_item_execution_claim").
+			Annotations(entsql.IndexWhere(ClaimablePredicate)),
+		// Rescue: expired leases of running items.
+		index.Fields("lease_expires_at").
+			StorageKey("ix_item_execution_lease").
+			Annotations(entsql.IndexWhere("(status)::text = 'running'::text")),
+		// Roll-up: "does this batch execution still have unfinished items?"
+		index.Fields("batch_execution_id").
+			StorageKey("ix_item_execution_unfinished").
+			Annotations(entsql.IndexWhere(UnfinishedPredicate)),
 	}
 }
 
