@@ -1,0 +1,175 @@
+// Package payload validates JSON payloads against the JSON Schemas (2020-12)
+// that an automation declares for its batches and items. Compiled schemas are
+// cached by the hash of their text, so a schema is compiled once per process
+// however many payloads it checks.
+package payload
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/runledger/runledger"
+)
+
+// Schema is a compiled JSON Schema. A nil *Schema accepts everything.
+type Schema struct{ s *jsonschema.Schema }
+
+var cache sync.Map // [32]byte -> *Schema
+
+const maxCached = 4096
+
+var cached int64
+var cacheMu sync.Mutex
+
+// Compile compiles a schema given as a decoded JSON value (as ent stores
+// jsonb). An empty or nil schema returns a nil *Schema. A schema that does
+// not compile is an *runledger.InvalidError naming field (the column).
+func Compile(field string, schema map[string]any) (*Schema, error) {
+	if len(schema) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(schema)
+	if err != nil {
+		return nil, &runledger.InvalidError{Field: field, Reason: "schema is not JSON", Err: err}
+	}
+	key := sha256.Sum256(raw)
+	if s, ok := cache.Load(key); ok {
+		return s.(*Schema), nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, &runledger.InvalidError{Field: field, Reason: "schema is not JSON", Err: err}
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	const url = "mem://runledger/schema.json"
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, &runledger.InvalidError{Field: field, Reason: "invalid JSON Schema", Err: err}
+	}
+	compiled, err := c.Compile(url)
+	if err != nil {
+		return nil, &runledger.InvalidError{Field: field, Reason: "invalid JSON Schema: " + firstLine(err.Error()), Err: err}
+	}
+	s := &Schema{s: compiled}
+	cacheMu.Lock()
+	if cached < maxCached {
+		cache.Store(key, s)
+		cached++
+	}
+	cacheMu.Unlock()
+	return s, nil
+}
+
+// Validate checks v (a decoded JSON value, or a map as ent stores it)
+// against s. The error is an *runledger.InvalidError whose Field is
+// subject + the JSON pointer of the failing value ("item 7: /amount").
+func (s *Schema) Validate(subject string, v any) error {
+	if s == nil {
+		return nil
+	}
+	if m, ok := v.(map[string]any); ok && m == nil {
+		v = nil
+	}
+	norm, err := normalize(v)
+	if err != nil {
+		return &runledger.InvalidError{Field: subject, Reason: "payload is not JSON", Err: err}
+	}
+	err = s.s.Validate(norm)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return &runledger.InvalidError{Field: subject, Reason: "payload does not match the schema", Err: err}
+	}
+	leaf := ve
+	for len(leaf.Causes) > 0 {
+		leaf = leaf.Causes[0]
+	}
+	ptr := "/" + strings.Join(escape(leaf.InstanceLocation), "/")
+	reason := leaf.ErrorKind.LocalizedString(printer)
+	return &runledger.InvalidError{Field: subject + ": " + ptr, Reason: reason, Err: errors.New("payload does not match the schema")}
+}
+
+var printer = message.NewPrinter(language.English)
+
+// normalize turns Go values into what the validator expects (json.Number-free
+// float64, []any, map[string]any) by a JSON round trip when needed.
+func normalize(v any) (any, error) {
+	switch v.(type) {
+	case nil, bool, string, float64, map[string]any, []any:
+		if !needsRoundTrip(v) {
+			return v, nil
+		}
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+}
+
+func needsRoundTrip(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		for _, e := range t {
+			if needsRoundTrip(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if needsRoundTrip(e) {
+				return true
+			}
+		}
+	case nil, bool, string:
+	default:
+		return true // numbers: the validator wants json.Number or float64 consistently
+	}
+	return false
+}
+
+// ValidateRaw checks a raw JSON document against s.
+func (s *Schema) ValidateRaw(subject string, raw []byte) error {
+	if s == nil {
+		return nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return &runledger.InvalidError{Field: subject, Reason: "payload is not valid JSON", Err: err}
+	}
+	return s.Validate(subject, doc)
+}
+
+func escape(parts []string) []string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = strings.ReplaceAll(strings.ReplaceAll(p, "~", "~0"), "/", "~1")
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// String describes the schema for debugging.
+func (s *Schema) String() string {
+	if s == nil {
+		return "<no schema>"
+	}
+	return fmt.Sprintf("schema %s", s.s.Location)
+}
