@@ -11,6 +11,10 @@
 //     and writes it as a new file; Check fails when a diff would plan anything.
 //   - New, Hash and Validate create a hand-written file, rewrite atlas.sum and
 //     check the directory against it.
+//   - Lint replays the files on a dev database and runs Atlas's analyzers
+//     (destructive, data-dependent, dropped-constraint and incompatible
+//     changes) on them; a reviewed finding is let through with a
+//     "-- lint:ignore CODE reason" comment.
 //
 // The migration files are embedded: Embedded returns them as an atlas Dir.
 package migrate

@@ -35,6 +35,7 @@ func commands() []command {
 		{"migrate new", "NAME [--dir DIR]", "create an empty migration file for hand-written SQL", migrateNew},
 		{"migrate hash", "[--dir DIR]", "rewrite atlas.sum after editing a migration file", migrateHash},
 		{"migrate validate", "[--dir DIR]", "check the migration directory against atlas.sum", migrateValidate},
+		{"migrate lint", "[--latest N] [--dev-url URL] [--dir DIR]", "check migration files for destructive and risky changes (Atlas analyzers; docs/lint.md)", migrateLint},
 		{"demo", "[--url URL]", "create a demo database, record a run and print it as a tree", demo},
 	}
 }

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	amigrate "ariga.io/atlas/sql/migrate"
+
+	"github.com/runledger/runledger/migrate"
+)
+
+// migrateLint runs Atlas's analyzers on the migration files. It prints one
+// line per finding,
+//
+//	FILE:POS CODE SEVERITY message
+//
+// followed by the statement, indented by a tab (POS is the statement's
+// position in the file from 1, 0 for a finding about the file). Findings a
+// lint:ignore directive let through follow as
+//
+//	FILE:POS CODE ignored: reason
+//
+// and a summary line ends the output. It fails (exit 1) when an error-level
+// finding remains.
+func migrateLint(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "migrate lint")
+	latest := fs.Int("latest", 0, "analyze only the last N files (the earlier ones are replayed); 0 analyzes all")
+	devURL := fs.String("dev-url", "", "server for the temporary dev database (default the local server)")
+	dirPath := fs.String("dir", "", "migration directory (default the migrations compiled into this binary)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: lint takes no arguments, got %q", errUsage, strings.Join(pos, " "))
+	}
+	if *latest < 0 {
+		return fmt.Errorf("%w: --latest must be 0 or more", errUsage)
+	}
+	var dir amigrate.Dir
+	if *dirPath == "" {
+		dir, err = migrate.Embedded()
+	} else {
+		dir, err = migrate.Local(*dirPath)
+	}
+	if err != nil {
+		return err
+	}
+	rep, err := migrate.Lint(ctx, dir, migrate.LintOptions{DevURL: *devURL, Latest: *latest})
+	if err != nil {
+		return err
+	}
+	printLint(env.Stdout, rep)
+	if rep.Failed() {
+		return fmt.Errorf("%s: fix the migration or, once reviewed, put '-- lint:ignore CODE reason' right above the statement (docs/lint.md)", plural(rep.Errors(), "error-level finding"))
+	}
+	return nil
+}
+
+func printLint(w io.Writer, rep *migrate.LintReport) {
+	for _, f := range rep.Findings {
+		fmt.Fprintf(w, "%s:%d %s %s %s\n", f.File, f.Pos, f.Code, f.Severity, f.Message)
+		if f.Stmt != "" {
+			fmt.Fprintf(w, "\t%s\n", strings.ReplaceAll(f.Stmt, "\n", "\n\t"))
+		}
+	}
+	for _, f := range rep.Suppressed {
+		fmt.Fprintf(w, "%s:%d %s ignored: %s\n", f.File, f.Pos, f.Code, f.Reason)
+	}
+	replayed := ""
+	if rep.Replayed > 0 {
+		replayed = fmt.Sprintf(" (after replaying %s)", plural(rep.Replayed, "earlier file"))
+	}
+	fmt.Fprintf(w, "linted %s%s: %s, %s, %d ignored\n",
+		plural(len(rep.Files), "file"), replayed, plural(rep.Errors(), "error"), plural(rep.Warnings(), "warning"), len(rep.Suppressed))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
