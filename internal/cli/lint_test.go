@@ -1,29 +1,25 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runledger/runledger/internal/cli"
 	"github.com/runledger/runledger/internal/dbtest"
 	"github.com/runledger/runledger/migrate"
 )
 
-func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runLint(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code = cli.Run(context.Background(), args, cli.Env{Stdout: &out, Stderr: &errb})
-	return code, out.String(), errb.String()
+	r := run(t, nil, append([]string{"migrate", "lint"}, args...)...)
+	return r.code, r.stdout, r.stderr
 }
 
 func TestLintCommandOurMigrations(t *testing.T) {
 	t.Parallel()
-	code, out, errs := run(t, "migrate", "lint", "--dev-url", dbtest.ServerURL())
+	code, out, errs := runLint(t, "--dev-url", dbtest.ServerURL())
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errs)
 	require.Contains(t, out, ": 0 errors, 0 warnings, 0 ignored\n")
 }
@@ -45,7 +41,7 @@ ALTER TABLE "pet" DROP COLUMN "nick";
 	require.NoError(t, err)
 	require.NoError(t, migrate.Hash(local))
 
-	code, out, errs := run(t, "migrate", "lint", "--latest", "1", "--dir", dir, "--dev-url", dbtest.ServerURL())
+	code, out, errs := runLint(t, "--latest", "1", "--dir", dir, "--dev-url", dbtest.ServerURL())
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errs)
 	require.Equal(t, `20260102000000_change.sql:2 DS103 error Dropping non-virtual column "nick"
 	ALTER TABLE "pet" DROP COLUMN "nick";
@@ -57,9 +53,9 @@ linted 1 file (after replaying 1 earlier file): 1 error, 0 warnings, 1 ignored
 
 func TestLintCommandUsage(t *testing.T) {
 	t.Parallel()
-	code, _, errs := run(t, "migrate", "lint", "--latest", "-1")
+	code, _, errs := runLint(t, "--latest", "-1")
 	require.Equal(t, 2, code)
 	require.Contains(t, errs, "--latest")
-	code, _, _ = run(t, "migrate", "lint", "extra")
+	code, _, _ = runLint(t, "extra")
 	require.Equal(t, 2, code)
 }
