@@ -1,0 +1,133 @@
+package execution
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"github.com/runledger/runledger"
+	"github.com/runledger/runledger/db"
+	"github.com/runledger/runledger/internal/dberr"
+)
+
+// Options tune a Client. Zero values take the defaults.
+type Options struct {
+	// RetryBase is the backoff after the first failed attempt (default 1s);
+	// each later attempt doubles it, up to RetryMax (default 10m), and a
+	// random jitter of up to RetryJitter of it is added (default 0.2).
+	RetryBase, RetryMax time.Duration
+	RetryJitter         float64
+	// DefaultMaxAttempts applies when StartRun is given none (default 3).
+	DefaultMaxAttempts int32
+	// JenkinsUnstableFails maps Jenkins' UNSTABLE result to failed instead
+	// of succeeded.
+	JenkinsUnstableFails bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.RetryBase <= 0 {
+		o.RetryBase = time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 10 * time.Minute
+	}
+	if o.RetryJitter <= 0 {
+		o.RetryJitter = 0.2
+	}
+	if o.DefaultMaxAttempts <= 0 {
+		o.DefaultMaxAttempts = 3
+	}
+	return o
+}
+
+// Client runs executions on a runledger database. It is safe for concurrent
+// use by many goroutines and processes.
+type Client struct {
+	db   *db.DB
+	sql  *sql.DB
+	opts Options
+}
+
+// New returns a Client over an open database.
+func New(d *db.DB, opts Options) *Client {
+	return &Client{db: d, sql: d.SQL(), opts: opts.withDefaults()}
+}
+
+// StaleWorkerError reports items a worker tried to report on (or extend)
+// without holding an unexpired lease on them: another worker took them, the
+// lease ran out and Rescue took them back, or they are no longer running.
+// Those items were left untouched; the others in the call were applied.
+type StaleWorkerError struct {
+	Worker string
+	IDs    []uuid.UUID
+}
+
+// Error implements error.
+func (e *StaleWorkerError) Error() string {
+	ids := make([]string, 0, min(len(e.IDs), 5))
+	for i, id := range e.IDs {
+		if i == 5 {
+			ids = append(ids, "...")
+			break
+		}
+		ids = append(ids, id.String())
+	}
+	return fmt.Sprintf("execution: worker %q does not hold a live lease on %d item(s): %s", e.Worker, len(e.IDs), strings.Join(ids, ", "))
+}
+
+// Is makes errors.Is(err, runledger.ErrStale) true.
+func (e *StaleWorkerError) Is(target error) bool { return target == runledger.ErrStale }
+
+// backoff returns the delay before retry number attempt (1-based).
+func (c *Client) backoff(attempt int32) time.Duration {
+	d := c.opts.RetryBase
+	for i := int32(1); i < attempt && d < c.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.RetryMax)
+	return d + time.Duration(rand.Float64()*c.opts.RetryJitter*float64(d))
+}
+
+// tx runs fn in a transaction on the pool, translating errors once.
+func (c *Client) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := c.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return dberr.Translate(ctx, err)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			_ = tx.Rollback()
+			panic(v)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return dberr.Translate(ctx, err)
+	}
+	return dberr.Translate(ctx, tx.Commit())
+}
+
+// uuidArray adapts ids for a uuid[] parameter.
+func uuidArray(ids []uuid.UUID) any {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = id.String()
+	}
+	return pq.Array(s)
+}
+
+func validWorker(worker string) error {
+	if worker == "" || len(worker) > 100 {
+		return &runledger.InvalidError{Field: "worker", Reason: "a worker name of 1 to 100 characters is required"}
+	}
+	return nil
+}
+
+var errNoRows = errors.New("execution: no rows")

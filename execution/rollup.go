@@ -1,0 +1,119 @@
+package execution
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/runledger/runledger/internal/dberr"
+)
+
+func translate(ctx context.Context, err error) error { return dberr.Translate(ctx, err) }
+
+// rollupSQL finishes the given batch executions whose items are all
+// terminal, then the runs whose batch executions all are. It runs after the
+// item changes committed, in a fresh snapshot, so the last of several
+// concurrent finishers always sees every item done; two that race on the
+// same batch execution serialize on its row and the second finds it already
+// terminal. A batch execution or run row is only locked when it changes.
+//
+// Status: failed if any item failed or timed out, else cancelled if any was
+// cancelled (or the run was cancelled), else succeeded.
+const rollupSQL = `
+WITH counts AS (
+	SELECT x.id,
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('failed', 'timed_out')), 0) AS bad,
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
+	FROM unnest($1::uuid[]) AS x(id)
+	LEFT JOIN status_count sc ON sc.batch_execution_id = x.id
+	GROUP BY x.id
+), done AS (
+	UPDATE batch_execution b SET
+		status = CASE WHEN c.bad > 0 THEN 'failed' WHEN c.cancelled > 0 THEN 'cancelled' ELSE 'succeeded' END,
+		finished_at = greatest(now(), b.started_at),
+		updated_by = 'runledger'
+	FROM counts c
+	WHERE b.id = c.id
+		AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+		AND NOT EXISTS (
+			SELECT 1 FROM item_execution ie
+			WHERE ie.batch_execution_id = b.id
+				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
+	RETURNING b.run_id
+)
+SELECT DISTINCT run_id FROM done`
+
+const rollupRunSQL = `
+WITH counts AS (
+	SELECT x.id,
+		coalesce(sum(sc.delta), 0) AS total,
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'failed'), 0) AS failed,
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'timed_out'), 0) AS timed_out,
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
+	FROM unnest($1::uuid[]) AS x(id)
+	LEFT JOIN status_count sc ON sc.run_id = x.id
+	GROUP BY x.id
+), bad_batches AS (
+	SELECT be.run_id, string_agg(b.name, ', ' ORDER BY b.name) AS names
+	FROM batch_execution be JOIN batch b ON b.id = be.batch_id
+	WHERE be.run_id = ANY($1::uuid[]) AND be.status = 'failed'
+	GROUP BY be.run_id
+)
+UPDATE run r SET
+	status = CASE WHEN c.failed + c.timed_out > 0 THEN 'failed'
+		WHEN c.cancelled > 0 OR r.cancellation_reason IS NOT NULL THEN 'cancelled'
+		ELSE 'succeeded' END,
+	finished_at = greatest(now(), r.started_at),
+	error_summary = CASE WHEN c.failed + c.timed_out > 0 THEN
+		format('%s of %s items did not succeed (%s failed, %s timed out, %s cancelled) in batch %s',
+			c.failed + c.timed_out + c.cancelled, c.total, c.failed, c.timed_out, c.cancelled, coalesce(bb.names, '?'))
+		ELSE r.error_summary END,
+	updated_by = 'runledger'
+FROM counts c LEFT JOIN bad_batches bb ON bb.run_id = c.id
+WHERE r.id = c.id
+	AND (r.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+	AND NOT EXISTS (
+		SELECT 1 FROM batch_execution be
+		WHERE be.run_id = r.id
+			AND (be.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))`
+
+// rollup finishes what the changes to these batch executions finished.
+func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error {
+	if len(batchExecutions) == 0 {
+		return nil
+	}
+	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
+	if err != nil {
+		return translate(ctx, err)
+	}
+	var runs []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return translate(ctx, err)
+		}
+		runs = append(runs, id)
+	}
+	if err := rows.Close(); err != nil {
+		return translate(ctx, err)
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	_, err = c.sql.ExecContext(ctx, rollupRunSQL, uuidArray(runs))
+	return translate(ctx, err)
+}
+
+// distinct returns the distinct ids in order of first appearance.
+func distinct(ids []uuid.UUID) []uuid.UUID {
+	seen := make(map[uuid.UUID]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
