@@ -18,9 +18,9 @@ import (
 )
 
 type bundle struct {
-	db     *db.DB
-	exec   *execution.Client
-	auto   *ent.Automation
+	db      *db.DB
+	exec    *execution.Client
+	auto    *ent.Automation
 	batches []*ent.Batch
 }
 

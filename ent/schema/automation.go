@@ -8,6 +8,8 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 
+	"github.com/runledger/runledger/ent/hook"
+
 	"github.com/runledger/runledger/mixin"
 )
 
@@ -50,4 +52,9 @@ func (Automation) Indexes() []ent.Index {
 // Annotations of the Automation: its table name.
 func (Automation) Annotations() []schema.Annotation {
 	return []schema.Annotation{entsql.Table("automation")}
+}
+
+// Hooks of the Automation: payload validation (payload.go).
+func (Automation) Hooks() []ent.Hook {
+	return []ent.Hook{hook.On(validateSchemas, ent.OpCreate|ent.OpUpdateOne)}
 }

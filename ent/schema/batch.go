@@ -8,6 +8,8 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 
+	"github.com/runledger/runledger/ent/hook"
+
 	"github.com/runledger/runledger/mixin"
 )
 
@@ -47,4 +49,9 @@ func (Batch) Indexes() []ent.Index {
 // Annotations of the Batch: its table name.
 func (Batch) Annotations() []schema.Annotation {
 	return []schema.Annotation{entsql.Table("batch")}
+}
+
+// Hooks of the Batch: payload validation (payload.go).
+func (Batch) Hooks() []ent.Hook {
+	return []ent.Hook{hook.On(validateBatchPayload, ent.OpCreate|ent.OpUpdateOne)}
 }

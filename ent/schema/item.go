@@ -3,6 +3,8 @@ package schema
 import (
 	"context"
 
+	"github.com/runledger/runledger/ent/hook"
+
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema"
@@ -86,4 +88,9 @@ func rowsQuery(ctx context.Context) bool {
 		return true
 	}
 	return false
+}
+
+// Hooks of the Item: payload validation (payload.go).
+func (Item) Hooks() []ent.Hook {
+	return []ent.Hook{hook.On(validateItemPayload, ent.OpCreate|ent.OpUpdateOne)}
 }
