@@ -36,6 +36,8 @@ func commands() []command {
 		{"migrate hash", "[--dir DIR]", "rewrite atlas.sum after editing a migration file", migrateHash},
 		{"migrate validate", "[--dir DIR]", "check the migration directory against atlas.sum", migrateValidate},
 		{"migrate lint", "[--latest N] [--dev-url URL] [--dir DIR]", "check migration files for destructive and risky changes (Atlas analyzers; docs/lint.md)", migrateLint},
+		{"inspect run", "ID [--url URL]", "print a run as a tree: batches with counts and durations, failed items with their errors and history", inspectRun},
+		{"progress", "ID [--url URL]", "print a run's item counts by status, in all and per batch", progress},
 		{"demo", "[--url URL]", "create a demo database, record a run and print it as a tree", demo},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/ent"
+	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/internal/pgurl"
 	"github.com/runledger/runledger/migrate"
 )
@@ -53,7 +54,7 @@ func demo(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout)
-	return printRunTree(ctx, env.Stdout, d.Client, runID)
+	return printRunTree(ctx, env.Stdout, d.Client, execution.New(d, execution.Options{}), runID)
 }
 
 // ensureDatabase creates database name on the server when it is missing.
