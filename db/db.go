@@ -124,10 +124,10 @@ func pingError(ctx context.Context, err error) error {
 		// names the database or role, never the password.
 		return fmt.Errorf("%w: %s (SQLSTATE %s)", runledger.ErrUnavailable, pqErr.Message, pqErr.Code)
 	}
-	if t := dberr.Translate(ctx, err); t != err {
+	if t := dberr.Translate(ctx, err); dberr.Translated(t) {
 		return t
 	}
-	return fmt.Errorf("%w: %v", runledger.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", runledger.ErrUnavailable, err)
 }
 
 // SQL returns the connection pool, for what the ent client cannot say (COPY).

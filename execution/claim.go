@@ -246,27 +246,24 @@ func (c *Client) report(ctx context.Context, worker string, ids []uuid.UUID, que
 	if len(ids) == 0 {
 		return rep, nil
 	}
-	rows, err := c.sql.QueryContext(ctx, query, append([]any{worker}, args...)...)
-	if err != nil {
-		return rep, translate(ctx, err)
-	}
 	held := make(map[uuid.UUID]bool, len(ids))
 	var bes []uuid.UUID
-	for rows.Next() {
+	rows, err := c.sql.QueryContext(ctx, query, append([]any{worker}, args...)...)
+	err = each(ctx, rows, err, func(rows *sql.Rows) error {
 		var (
 			id, be uuid.UUID
 			status string
 		)
 		if err := rows.Scan(&id, &be, &status); err != nil {
-			rows.Close()
-			return rep, translate(ctx, err)
+			return err
 		}
 		held[id] = true
 		bes = append(bes, be)
 		rep.add(id, runledger.ExecutionStatus(status))
-	}
-	if err := rows.Close(); err != nil {
-		return rep, translate(ctx, err)
+		return nil
+	})
+	if err != nil {
+		return rep, err
 	}
 	if len(rep.Succeeded)+len(rep.Failed)+len(rep.Cancelled) > 0 {
 		if err := c.rollup(ctx, distinct(bes)); err != nil {
@@ -324,21 +321,17 @@ func (c *Client) Rescue(ctx context.Context) (RescueResult, error) {
 	const batch = 10000
 	var res RescueResult
 	for {
-		rows, err := c.sql.QueryContext(ctx, rescueSQL, batch,
-			float64(c.opts.RetryMax.Milliseconds()), float64(c.opts.RetryBase.Milliseconds()), c.opts.RetryJitter)
-		if err != nil {
-			return res, translate(ctx, err)
-		}
 		var bes []uuid.UUID
 		n := 0
-		for rows.Next() {
+		rows, err := c.sql.QueryContext(ctx, rescueSQL, batch,
+			float64(c.opts.RetryMax.Milliseconds()), float64(c.opts.RetryBase.Milliseconds()), c.opts.RetryJitter)
+		err = each(ctx, rows, err, func(rows *sql.Rows) error {
 			var (
 				id, be uuid.UUID
 				status string
 			)
 			if err := rows.Scan(&id, &be, &status); err != nil {
-				rows.Close()
-				return res, translate(ctx, err)
+				return err
 			}
 			n++
 			bes = append(bes, be)
@@ -350,9 +343,10 @@ func (c *Client) Rescue(ctx context.Context) (RescueResult, error) {
 			default:
 				res.TimedOut++
 			}
-		}
-		if err := rows.Close(); err != nil {
-			return res, translate(ctx, err)
+			return nil
+		})
+		if err != nil {
+			return res, err
 		}
 		if err := c.rollup(ctx, distinct(bes)); err != nil {
 			return res, err

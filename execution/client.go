@@ -3,9 +3,7 @@ package execution
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -85,16 +83,6 @@ func (e *StaleWorkerError) Error() string {
 // Is makes errors.Is(err, runledger.ErrStale) true.
 func (e *StaleWorkerError) Is(target error) bool { return target == runledger.ErrStale }
 
-// backoff returns the delay before retry number attempt (1-based).
-func (c *Client) backoff(attempt int32) time.Duration {
-	d := c.opts.RetryBase
-	for i := int32(1); i < attempt && d < c.opts.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.RetryMax)
-	return d + time.Duration(rand.Float64()*c.opts.RetryJitter*float64(d))
-}
-
 // tx runs fn in a transaction on the pool, translating errors once.
 func (c *Client) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	tx, err := c.sql.BeginTx(ctx, nil)
@@ -114,6 +102,21 @@ func (c *Client) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	return dberr.Translate(ctx, tx.Commit())
 }
 
+// each runs a query and calls scan for every row, closing the rows and
+// translating the first error.
+func each(ctx context.Context, rows *sql.Rows, err error, scan func(*sql.Rows) error) error {
+	if err != nil {
+		return translate(ctx, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return translate(ctx, err)
+		}
+	}
+	return translate(ctx, rows.Err())
+}
+
 // uuidArray adapts ids for a uuid[] parameter.
 func uuidArray(ids []uuid.UUID) any {
 	s := make([]string, len(ids))
@@ -129,5 +132,3 @@ func validWorker(worker string) error {
 	}
 	return nil
 }
-
-var errNoRows = errors.New("execution: no rows")

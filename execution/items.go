@@ -4,11 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/internal/payload"
@@ -45,7 +45,7 @@ func (c *Client) AddItems(ctx context.Context, batchID uuid.UUID, items iter.Seq
 			isActive bool
 		)
 		err := tx.QueryRowContext(ctx, `SELECT a.item_schema, b.is_active AND a.is_active FROM batch b JOIN automation a ON a.id = b.automation_id WHERE b.id = $1`, batchID).Scan(&raw, &isActive)
-		if err == sql.ErrNoRows {
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("execution: batch %s: %w", batchID, runledger.ErrNotFound)
 		}
 		if err != nil {
@@ -59,7 +59,7 @@ func (c *Client) AddItems(ctx context.Context, batchID uuid.UUID, items iter.Seq
 			return err
 		}
 		actor, _ := runledger.ActorFrom(ctx)
-		stmt, err := tx.PrepareContext(ctx, pq.CopyIn("item", "batch_id", "sequence_number", "payload", "created_by", "updated_by"))
+		stmt, err := tx.PrepareContext(ctx, `COPY item (batch_id, sequence_number, payload, created_by, updated_by) FROM STDIN`)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -62,7 +63,7 @@ func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, erro
 	p := &Progress{RunID: runID, Counts: Counts{}}
 	var status string
 	err := c.sql.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1`, runID).Scan(&status)
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("execution: run %s: %w", runID, runledger.ErrNotFound)
 	}
 	if err != nil {

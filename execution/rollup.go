@@ -2,6 +2,7 @@ package execution
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/google/uuid"
 
@@ -82,21 +83,18 @@ func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error 
 	if len(batchExecutions) == 0 {
 		return nil
 	}
-	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
-	if err != nil {
-		return translate(ctx, err)
-	}
 	var runs []uuid.UUID
-	for rows.Next() {
+	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
+	err = each(ctx, rows, err, func(rows *sql.Rows) error {
 		var id uuid.UUID
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return translate(ctx, err)
+			return err
 		}
 		runs = append(runs, id)
-	}
-	if err := rows.Close(); err != nil {
-		return translate(ctx, err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(runs) == 0 {
 		return nil

@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -45,7 +46,7 @@ func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts Star
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var active bool
 		err := tx.QueryRowContext(ctx, `SELECT is_active FROM automation WHERE id = $1 FOR SHARE`, automationID).Scan(&active)
-		if err == sql.ErrNoRows {
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("execution: automation %s: %w", automationID, runledger.ErrNotFound)
 		}
 		if err != nil {
@@ -66,18 +67,14 @@ func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts Star
 			SELECT $1, b.id, 'queued', $3, $3 FROM batch b
 			WHERE b.automation_id = $2 AND b.is_active AND ($4::uuid[] IS NULL OR b.id = ANY($4::uuid[]))
 			RETURNING id`, runID, automationID, actor, only)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
+		if err := each(ctx, rows, err, func(rows *sql.Rows) error {
 			var id uuid.UUID
 			if err := rows.Scan(&id); err != nil {
-				rows.Close()
 				return err
 			}
 			bes = append(bes, id)
-		}
-		if err := rows.Close(); err != nil {
+			return nil
+		}); err != nil {
 			return err
 		}
 		if len(opts.Batches) > 0 && len(bes) != len(opts.Batches) {
@@ -117,7 +114,7 @@ func (c *Client) CancelRun(ctx context.Context, runID uuid.UUID, reason string) 
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var status string
 		err := tx.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1 FOR UPDATE`, runID).Scan(&status)
-		if err == sql.ErrNoRows {
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("execution: run %s: %w", runID, runledger.ErrNotFound)
 		}
 		if err != nil {

@@ -146,7 +146,7 @@ func validName(name string) error {
 		return errors.New("migrate: a migration needs a NAME (letters, digits, underscores)")
 	}
 	for _, r := range name {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+		if r != '_' && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
 			return fmt.Errorf("migrate: invalid migration name %q: use letters, digits and underscores", name)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 
@@ -211,5 +210,5 @@ func TestApplyTo(t *testing.T) {
 	require.Len(t, st.Pending, 1)
 	_, err = migrate.Apply(ctx, d, dir, migrate.ApplyOptions{ToVersion: "12345"})
 	require.Error(t, err)
-	require.True(t, strings.Contains(err.Error(), "not pending"))
+	require.Contains(t, err.Error(), "not pending")
 }

@@ -1,7 +1,6 @@
 package pgurl
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,5 +46,5 @@ func TestWithDatabase(t *testing.T) {
 	info, err := Parse(got)
 	require.NoError(t, err)
 	require.Equal(t, "new", info.Database)
-	require.True(t, strings.Contains(got, "password='a b'"))
+	require.Contains(t, got, "password='a b'")
 }
