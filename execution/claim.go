@@ -27,7 +27,9 @@ type Claimed struct {
 
 // claimSQL takes up to $2 claimable items in claim order with SKIP LOCKED,
 // marks them running under a lease, and starts their batch executions and
-// runs if they were not running yet: one statement. The WHERE and ORDER BY
+// runs if they were not running yet: one statement. Rows that are already
+// running are filtered out before any lock; the rest are locked in id order,
+// so two claimers starting the same batch executions never deadlock. The WHERE and ORDER BY
 // are exactly those of the partial index ix_item_execution_claim.
 const claimSQL = `
 WITH picked AS (
@@ -49,14 +51,24 @@ WITH picked AS (
 	WHERE ie.id = p.id AND i.id = ie.item_id
 	RETURNING ie.id, ie.run_id, ie.batch_execution_id, ie.item_id, i.sequence_number, i.payload,
 		ie.attempt_count, ie.max_attempts, ie.lease_expires_at
-), started_batches AS (
-	UPDATE batch_execution SET status = 'running', started_at = coalesce(started_at, now()), updated_by = $1
+), batches_to_start AS (
+	SELECT id FROM batch_execution
 	WHERE id IN (SELECT batch_execution_id FROM claimed)
 		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
-), started_runs AS (
-	UPDATE run SET status = 'running', started_at = coalesce(started_at, now()), updated_by = $1
+	ORDER BY id
+	FOR UPDATE
+), started_batches AS (
+	UPDATE batch_execution b SET status = 'running', started_at = coalesce(b.started_at, now()), updated_by = $1
+	FROM batches_to_start s WHERE b.id = s.id
+), runs_to_start AS (
+	SELECT id FROM run
 	WHERE id IN (SELECT run_id FROM claimed)
 		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
+	ORDER BY id
+	FOR UPDATE
+), started_runs AS (
+	UPDATE run r SET status = 'running', started_at = coalesce(r.started_at, now()), updated_by = $1
+	FROM runs_to_start s WHERE r.id = s.id
 )
 SELECT * FROM claimed`
 

@@ -15,19 +15,30 @@ func translate(ctx context.Context, err error) error { return dberr.Translate(ct
 // terminal, then the runs whose batch executions all are. It runs after the
 // item changes committed, in a fresh snapshot, so the last of several
 // concurrent finishers always sees every item done; two that race on the
-// same batch execution serialize on its row and the second finds it already
-// terminal. A batch execution or run row is only locked when it changes.
+// same batch execution serialize on its row (locked in id order, so no
+// deadlock) and the second finds it already terminal. A batch execution or
+// run row is only locked when it is about to change.
 //
 // Status: failed if any item failed or timed out, else cancelled if any was
 // cancelled (or the run was cancelled), else succeeded.
 const rollupSQL = `
-WITH counts AS (
-	SELECT x.id,
+WITH finished AS (
+	SELECT b.id FROM batch_execution b
+	WHERE b.id = ANY($1::uuid[])
+		AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+		AND NOT EXISTS (
+			SELECT 1 FROM item_execution ie
+			WHERE ie.batch_execution_id = b.id
+				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
+	ORDER BY b.id
+	FOR UPDATE
+), counts AS (
+	SELECT f.id,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('failed', 'timed_out')), 0) AS bad,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
-	FROM unnest($1::uuid[]) AS x(id)
-	LEFT JOIN status_count sc ON sc.batch_execution_id = x.id
-	GROUP BY x.id
+	FROM finished f
+	LEFT JOIN status_count sc ON sc.batch_execution_id = f.id
+	GROUP BY f.id
 ), done AS (
 	UPDATE batch_execution b SET
 		status = CASE WHEN c.bad > 0 THEN 'failed' WHEN c.cancelled > 0 THEN 'cancelled' ELSE 'succeeded' END,
@@ -36,22 +47,28 @@ WITH counts AS (
 	FROM counts c
 	WHERE b.id = c.id
 		AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
-		AND NOT EXISTS (
-			SELECT 1 FROM item_execution ie
-			WHERE ie.batch_execution_id = b.id
-				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
 	RETURNING b.run_id
 )
 SELECT DISTINCT run_id FROM done`
 
 const rollupRunSQL = `
-WITH counts AS (
+WITH finished AS (
+	SELECT r.id FROM run r
+	WHERE r.id = ANY($1::uuid[])
+		AND (r.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+		AND NOT EXISTS (
+			SELECT 1 FROM batch_execution be
+			WHERE be.run_id = r.id
+				AND (be.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
+	ORDER BY r.id
+	FOR UPDATE
+), counts AS (
 	SELECT x.id,
 		coalesce(sum(sc.delta), 0) AS total,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'failed'), 0) AS failed,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'timed_out'), 0) AS timed_out,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
-	FROM unnest($1::uuid[]) AS x(id)
+	FROM finished x
 	LEFT JOIN status_count sc ON sc.run_id = x.id
 	GROUP BY x.id
 ), bad_batches AS (
@@ -72,11 +89,7 @@ UPDATE run r SET
 	updated_by = 'runledger'
 FROM counts c LEFT JOIN bad_batches bb ON bb.run_id = c.id
 WHERE r.id = c.id
-	AND (r.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
-	AND NOT EXISTS (
-		SELECT 1 FROM batch_execution be
-		WHERE be.run_id = r.id
-			AND (be.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))`
+	AND (r.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])`
 
 // rollup finishes what the changes to these batch executions finished.
 func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error {
