@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -82,12 +83,47 @@ func TestDemo(t *testing.T) {
 	for range 2 { // running twice works
 		r := run(t, env, "demo")
 		require.Equal(t, 0, r.code, r.stderr)
-		for _, want := range []string{"automation invoice-processing-", "└── run ", "[failed]", "batch north [succeeded]",
-			"item #1 INV-1002 [succeeded] attempts=2", "history: queued → running → retrying → running → succeeded",
-			"error: invoice total does not match its lines", "orchestration jenkins-"} {
+		for _, want := range []string{
+			"batch north: 120 items added", "200/200",
+			"rescued 5 item(s) whose lease expired when worker-4 died",
+			"cancelled (115 at once, 5 when their worker reported): [cancelled] 120 items: 120 cancelled",
+			"automation invoice-processing-", "└── run ", "[failed]", "200 items: 199 succeeded, 1 failed",
+			"batch north [succeeded]", "batch south [failed]",
+			"item #13 INV-2013 [failed] attempts=3",
+			"history: queued → running → retrying → running → retrying → running → failed",
+			"error: invoice total does not match its lines",
+			"orchestration jenkins-demo (jenkins) invoices#", "state=UNSTABLE",
+			"runledger inspect run ",
+		} {
 			require.Contains(t, r.stdout, want)
 		}
 	}
+}
+
+func TestInspectAndProgress(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": dbtest.EmptyURL(t)}
+	r := run(t, env, "demo")
+	require.Equal(t, 0, r.code, r.stderr)
+	i := strings.Index(r.stdout, "runledger inspect run ")
+	require.GreaterOrEqual(t, i, 0)
+	id := strings.Fields(r.stdout[i+len("runledger inspect run "):])[0]
+
+	r = run(t, env, "inspect", "run", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "item #13 INV-2013 [failed] attempts=3")
+	require.Contains(t, r.stdout, "error summary: 1 of 200 items did not succeed")
+
+	r = run(t, env, "progress", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "[failed] 200 items: 199 succeeded, 1 failed")
+	require.Contains(t, r.stdout, "batch north [succeeded] 120 items: 120 succeeded")
+
+	r = run(t, env, "progress", "not-a-uuid")
+	require.Equal(t, 2, r.code)
+	r = run(t, env, "inspect", "run", "6f1c3f0e-0000-4000-8000-000000000000")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "not found")
 }
 
 func TestBadURLNeverPrintsPassword(t *testing.T) {

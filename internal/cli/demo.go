@@ -3,7 +3,14 @@ package cli
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,6 +26,16 @@ import (
 
 // DemoDatabase is the database the demo uses when DATABASE_URL is not set.
 const DemoDatabase = "runledger_demo"
+
+// The demo's shape: two batches of invoices, worked by a few workers.
+const (
+	demoWorkers   = 4
+	demoNorth     = 120
+	demoSouth     = 80
+	demoPoison    = 13 // south item that fails every attempt
+	demoLease     = 2 * time.Second
+	demoDeadLease = 300 * time.Millisecond
+)
 
 func demo(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "demo")
@@ -43,18 +60,24 @@ func demo(ctx context.Context, env Env, args []string) error {
 	if err := applyTo(ctx, env, u, migrate.ApplyOptions{}); err != nil {
 		return err
 	}
-	d, err := db.Open(ctx, db.Config{URL: u})
+	d, err := db.Open(ctx, db.Config{URL: u, PoolSize: demoWorkers + 2})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	ctx = runledger.WithActor(ctx, "demo")
-	runID, err := demoScenario(ctx, env, d)
+	exec := execution.New(d, execution.Options{RetryBase: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	s := &scenario{env: env, d: d, exec: exec, suffix: uuid.NewString()[:8]}
+	runID, err := s.run(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(env.Stdout)
-	return printRunTree(ctx, env.Stdout, d.Client, execution.New(d, execution.Options{}), runID)
+	if err := printRunTree(ctx, env.Stdout, d.Client, exec, runID); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "\nLook again with: runledger inspect run %s   (or: runledger progress %s)\n", runID, runID)
+	return nil
 }
 
 // ensureDatabase creates database name on the server when it is missing.
@@ -78,144 +101,256 @@ func ensureDatabase(ctx context.Context, env Env, server, name string) error {
 	return nil
 }
 
-// demoScenario records one run: an automation with two batches of items, a
-// run over them whose items succeed, retry and fail, linked to a Jenkins build.
-func demoScenario(ctx context.Context, env Env, d *db.DB) (uuid.UUID, error) {
-	suffix := uuid.NewString()[:8]
-	var runID uuid.UUID
-	err := d.WithTx(ctx, func(tx *ent.Tx) error {
-		eng, err := tx.Engine.Create().SetName("jenkins-" + suffix).SetType("jenkins").Save(ctx)
-		if err != nil {
-			return fmt.Errorf("create engine: %w", err)
-		}
-		auto, err := tx.Automation.Create().
-			SetName("invoice-processing-" + suffix).
-			SetDescription("Reads invoices and books them").
-			SetBatchSchema(map[string]any{"type": "object", "required": []any{"source"}, "properties": map[string]any{"source": map[string]any{"type": "string"}}}).
-			SetItemSchema(map[string]any{"type": "object", "required": []any{"invoice"}, "properties": map[string]any{"invoice": map[string]any{"type": "string"}, "amount": map[string]any{"type": "number"}}}).
-			Save(ctx)
-		if err != nil {
-			return fmt.Errorf("create automation: %w", err)
-		}
-		run, err := tx.Run.Create().SetAutomation(auto).SetCorrelationID("demo-" + suffix).
-			SetStatus(runledger.StatusRunning).SetStartedAt(time.Now()).Save(ctx)
-		if err != nil {
-			return fmt.Errorf("create run: %w", err)
-		}
-		runID = run.ID
-		batches := []struct {
-			name  string
-			items []string
-		}{
-			{"north", []string{"INV-1001", "INV-1002", "INV-1003"}},
-			{"south", []string{"INV-2001", "INV-2002"}},
-		}
-		var execs []*ent.ItemExecution
-		for _, b := range batches {
-			batch, err := tx.Batch.Create().SetAutomation(auto).SetName(b.name).
-				SetPayload(map[string]any{"source": "sftp://" + b.name}).Save(ctx)
-			if err != nil {
-				return fmt.Errorf("create batch: %w", err)
-			}
-			items := make([]*ent.ItemCreate, len(b.items))
-			for i, inv := range b.items {
-				items[i] = tx.Item.Create().SetBatch(batch).SetSequenceNumber(int32(i)).
-					SetPayload(map[string]any{"invoice": inv, "amount": 100 * (i + 1)})
-			}
-			created, err := tx.Item.CreateBulk(items...).Save(ctx)
-			if err != nil {
-				return fmt.Errorf("create items: %w", err)
-			}
-			be, err := tx.BatchExecution.Create().SetRun(run).SetBatch(batch).
-				SetStatus(runledger.StatusRunning).SetStartedAt(time.Now()).Save(ctx)
-			if err != nil {
-				return fmt.Errorf("create batch execution: %w", err)
-			}
-			ies := make([]*ent.ItemExecutionCreate, len(created))
-			for i, it := range created {
-				ies[i] = tx.ItemExecution.Create().SetRun(run).SetBatchExecution(be).SetItem(it).
-					SetStatus(runledger.StatusQueued).SetMaxAttempts(2)
-			}
-			got, err := tx.ItemExecution.CreateBulk(ies...).Save(ctx)
-			if err != nil {
-				return fmt.Errorf("create item executions: %w", err)
-			}
-			execs = append(execs, got...)
-		}
-		// Walk the items: most succeed, INV-1002 fails once and succeeds on
-		// retry, INV-2002 fails for good.
-		for i, ie := range execs {
-			steps := []runledger.ExecutionStatus{runledger.StatusRunning, runledger.StatusSucceeded}
-			switch i {
-			case 1:
-				steps = []runledger.ExecutionStatus{runledger.StatusRunning, runledger.StatusRetrying, runledger.StatusRunning, runledger.StatusSucceeded}
-			case len(execs) - 1:
-				steps = []runledger.ExecutionStatus{runledger.StatusRunning, runledger.StatusFailed}
-			}
-			for _, to := range steps {
-				if ie, err = advance(ctx, tx, ie, to); err != nil {
-					return err
-				}
-			}
-		}
-		// Roll up: each batch execution and the run finish with their items.
-		bes, err := tx.Run.QueryBatchExecutions(run).WithItemExecutions().All(ctx)
-		if err != nil {
-			return err
-		}
-		failed := 0
-		for _, be := range bes {
-			status := runledger.StatusSucceeded
-			for _, ie := range be.Edges.ItemExecutions {
-				if ie.Status == runledger.StatusFailed {
-					status = runledger.StatusFailed
-					failed++
-				}
-			}
-			if _, err := tx.BatchExecution.UpdateOne(be).SetStatus(status).SetFinishedAt(time.Now()).Save(ctx); err != nil {
-				return fmt.Errorf("finish batch execution: %w", err)
-			}
-		}
-		inst, err := tx.OrchestrationInstance.Create().SetEngine(eng).SetExternalID("build-42").
-			SetStatus(runledger.StatusSucceeded).SetStartedAt(run.StartedAt.Add(-time.Second)).SetFinishedAt(time.Now()).
-			SetDurationSeconds(1).SetInstanceMetadata(map[string]any{"result": "SUCCESS", "url": "https://jenkins.example/job/invoices/42"}).Save(ctx)
-		if err != nil {
-			return fmt.Errorf("create orchestration instance: %w", err)
-		}
-		if _, err := tx.RunOrchestration.Create().SetRun(run).SetOrchestrationInstance(inst).Save(ctx); err != nil {
-			return fmt.Errorf("link orchestration: %w", err)
-		}
-		_, err = tx.Run.UpdateOne(run).SetStatus(runledger.StatusFailed).SetFinishedAt(time.Now()).
-			SetErrorSummary(fmt.Sprintf("%d item(s) failed", failed)).Save(ctx)
-		return err
-	})
+type scenario struct {
+	env    Env
+	d      *db.DB
+	exec   *execution.Client
+	suffix string
+}
+
+// run records the demo: an automation with two batches of invoices, a run
+// worked by concurrent workers (random failures that retry, one item that
+// exhausts its attempts, a worker that dies and is rescued), linked to a
+// Jenkins build, then a second run that an operator cancels.
+func (s *scenario) run(ctx context.Context) (uuid.UUID, error) {
+	out := s.env.Stdout
+	eng, err := s.exec.RegisterEngine(ctx, "jenkins-demo", "jenkins")
 	if err != nil {
 		return uuid.Nil, err
 	}
-	fmt.Fprintf(env.Stdout, "recorded run %s\n", runID)
-	return runID, nil
+	auto, err := s.d.Automation.Create().
+		SetName("invoice-processing-" + s.suffix).
+		SetDescription("Reads invoices and books them").
+		SetBatchSchema(map[string]any{"type": "object", "required": []any{"source"}, "properties": map[string]any{"source": map[string]any{"type": "string"}}}).
+		SetItemSchema(map[string]any{"type": "object", "required": []any{"invoice", "amount"}, "properties": map[string]any{
+			"invoice": map[string]any{"type": "string"}, "amount": map[string]any{"type": "number", "minimum": 0}}}).
+		Save(ctx)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("create automation: %w", err)
+	}
+	var batches []*ent.Batch
+	for i, b := range []struct {
+		name string
+		n    int
+	}{{"north", demoNorth}, {"south", demoSouth}} {
+		batch, err := s.d.Batch.Create().SetAutomation(auto).SetName(b.name).
+			SetPayload(map[string]any{"source": "sftp://invoices/" + b.name}).Save(ctx)
+		if err != nil {
+			return uuid.Nil, fmt.Errorf("create batch: %w", err)
+		}
+		n, err := s.exec.AddItems(ctx, batch.ID, invoices(1000*(i+1), b.n))
+		if err != nil {
+			return uuid.Nil, err
+		}
+		batches = append(batches, batch)
+		fmt.Fprintf(out, "batch %s: %d items added\n", b.name, n)
+	}
+
+	run, err := s.exec.StartRun(ctx, auto.ID, execution.StartOptions{CorrelationID: "demo-" + s.suffix, MaxAttempts: 3})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	build := fmt.Sprintf("invoices#%d", rand.IntN(9000)+1000)
+	inst, err := s.exec.AttachInstance(ctx, run.ID, eng.ID, build, map[string]any{"url": "https://jenkins.example/job/invoices/"})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	for _, word := range []string{"in queue", "building"} {
+		if _, err := s.exec.SyncInstance(ctx, inst.ID, word, time.Now()); err != nil {
+			return uuid.Nil, err
+		}
+	}
+	fmt.Fprintf(out, "run %s started: %d items, %d workers (worker-%d will die holding its items)\n", run.ID, demoNorth+demoSouth, demoWorkers, demoWorkers)
+	rescued, err := s.work(ctx, run.ID, demoNorth+demoSouth)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	fmt.Fprintf(out, "rescued %d item(s) whose lease expired when worker-%d died; they were retried\n", rescued, demoWorkers)
+	p, err := s.exec.Progress(ctx, run.ID)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	result := "SUCCESS"
+	if p.Counts[runledger.StatusFailed] > 0 {
+		result = "UNSTABLE"
+	}
+	if _, err := s.exec.SyncInstance(ctx, inst.ID, result, time.Now()); err != nil {
+		return uuid.Nil, err
+	}
+
+	// A second run over north, cancelled by an operator while a worker holds items.
+	second, err := s.exec.StartRun(ctx, auto.ID, execution.StartOptions{Batches: []uuid.UUID{batches[0].ID}, CorrelationID: "demo-cancel-" + s.suffix})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	held, err := s.exec.Claim(ctx, "worker-1", 5, demoLease)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	cres, err := s.exec.CancelRun(runledger.WithActor(ctx, "operator"), second.ID, "operator: wrong input file")
+	if err != nil {
+		return uuid.Nil, err
+	}
+	results := make([]execution.Result, len(held))
+	for i, c := range held {
+		results[i] = execution.Result{ID: c.ID}
+	}
+	if _, err := s.exec.Complete(ctx, "worker-1", results); err != nil {
+		return uuid.Nil, err
+	}
+	p2, err := s.exec.Progress(ctx, second.ID)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	fmt.Fprintf(out, "run %s cancelled (%d at once, %d when their worker reported): [%s] %s\n", second.ID, cres.Cancelled, cres.Flagged, p2.Status, countsLine(p2.Counts))
+	return run.ID, nil
 }
 
-// advance moves an item execution to status to, as a worker would report it.
-func advance(ctx context.Context, tx *ent.Tx, ie *ent.ItemExecution, to runledger.ExecutionStatus) (*ent.ItemExecution, error) {
-	u := tx.ItemExecution.UpdateOne(ie).SetStatus(to)
-	now := time.Now()
-	switch {
-	case to == runledger.StatusRunning:
-		u.AddAttemptCount(1)
-		if ie.StartedAt == nil {
-			u.SetStartedAt(now)
+// invoices yields n item payloads, numbered from first.
+func invoices(first, n int) iter.Seq2[execution.NewItem, error] {
+	return func(yield func(execution.NewItem, error) bool) {
+		for i := range n {
+			p, _ := json.Marshal(map[string]any{"invoice": fmt.Sprintf("INV-%d", first+i), "amount": 10 * (i + 1)})
+			if !yield(execution.NewItem{SequenceNumber: int32(i), Payload: p}, nil) {
+				return
+			}
 		}
-	case to == runledger.StatusRetrying:
-		u.SetErrorMessage("timeout talking to the ledger service")
-	case to == runledger.StatusFailed:
-		u.SetErrorMessage("invoice total does not match its lines").SetFinishedAt(now)
-	case to.Terminal():
-		u.ClearErrorMessage().SetFinishedAt(now).SetResultPayload(map[string]any{"booked": true})
 	}
-	out, err := u.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("item execution %s -> %s: %w", ie.Status, to, err)
+}
+
+// work runs the workers, a rescuer and a progress bar until every item of
+// the run is finished, and returns how many items the rescuer took back.
+func (s *scenario) work(ctx context.Context, runID uuid.UUID, total int) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		rescued  int
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil && !errors.Is(err, context.Canceled) {
+			firstErr = err
+		}
+		cancel()
 	}
-	return out, nil
+	for w := 1; w <= demoWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.worker(ctx, w); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	// The rescuer takes back the dead worker's items once their lease ends.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				res, err := s.exec.Rescue(ctx)
+				if err != nil {
+					fail(err)
+					return
+				}
+				mu.Lock()
+				rescued += res.Retrying + res.TimedOut
+				mu.Unlock()
+			}
+		}
+	}()
+	err := s.progressBar(ctx, runID, total)
+	cancel()
+	wg.Wait()
+	if firstErr != nil {
+		return rescued, firstErr
+	}
+	return rescued, err
+}
+
+// worker claims and reports items until the context ends. The last worker
+// claims once and dies without reporting.
+func (s *scenario) worker(ctx context.Context, n int) error {
+	name := fmt.Sprintf("worker-%d", n)
+	if n == demoWorkers {
+		_, err := s.exec.Claim(ctx, name, 5, demoDeadLease)
+		return err
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))
+	for ctx.Err() == nil {
+		items, err := s.exec.Claim(ctx, name, 10, demoLease)
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		var ok []execution.Result
+		var bad []execution.Failure
+		for _, it := range items {
+			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond) // the work
+			var p struct{ Invoice string }
+			_ = json.Unmarshal(it.Payload, &p)
+			switch {
+			case p.Invoice == fmt.Sprintf("INV-%d", 2000+demoPoison):
+				bad = append(bad, execution.Failure{ID: it.ID, Error: "invoice total does not match its lines"})
+			case it.Attempt == 1 && rng.IntN(100) < 8: // flaky once, fine on retry
+				bad = append(bad, execution.Failure{ID: it.ID, Error: "timeout talking to the ledger service"})
+			default:
+				ok = append(ok, execution.Result{ID: it.ID, Payload: json.RawMessage(`{"booked":true}`)})
+			}
+		}
+		if _, err := s.exec.Complete(ctx, name, ok); err != nil {
+			return err
+		}
+		if _, err := s.exec.Fail(ctx, name, bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progressBar redraws the run's progress until every item is finished.
+func (s *scenario) progressBar(ctx context.Context, runID uuid.UUID, total int) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p, err := s.exec.Progress(ctx, runID)
+		if err != nil {
+			return err
+		}
+		drawBar(s.env.Stdout, p.Counts, total)
+		if p.Counts.Finished() >= int64(total) {
+			fmt.Fprintln(s.env.Stdout)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(s.env.Stdout)
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func drawBar(w io.Writer, c execution.Counts, total int) {
+	const width = 30
+	done := int(c.Finished())
+	filled := 0
+	if total > 0 {
+		filled = done * width / total
+	}
+	fmt.Fprintf(w, "\r[%s%s] %3d/%d  succeeded %d  running %d  retrying %d  failed %d ",
+		strings.Repeat("█", filled), strings.Repeat("░", width-filled), done, total,
+		c[runledger.StatusSucceeded], c[runledger.StatusRunning], c[runledger.StatusRetrying], c[runledger.StatusFailed])
 }
