@@ -2,6 +2,7 @@ package execution
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -101,23 +102,17 @@ func (c *Client) Purge(ctx context.Context, olderThan time.Time, opts PurgeOptio
 
 // purgeCandidates lists up to limit purgeable runs.
 func (c *Client) purgeCandidates(ctx context.Context, olderThan time.Time, limit int) ([]uuid.UUID, error) {
-	rows, err := c.sql.QueryContext(ctx, purgeRunsSQL, limit, olderThan)
-	if err != nil {
-		return nil, translate(ctx, err)
-	}
 	var ids []uuid.UUID
-	for rows.Next() {
+	rows, err := c.sql.QueryContext(ctx, purgeRunsSQL, limit, olderThan)
+	err = each(ctx, rows, err, func(rows *sql.Rows) error {
 		var id uuid.UUID
 		if err := rows.Scan(&id); err != nil {
-			_ = rows.Close()
-			return nil, translate(ctx, err)
+			return err
 		}
 		ids = append(ids, id)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, translate(ctx, err)
-	}
-	return ids, translate(ctx, rows.Err())
+		return nil
+	})
+	return ids, err
 }
 
 // purgeRun deletes one run's item executions chunk by chunk, then the run.
