@@ -327,8 +327,9 @@ RETURNING ie.id, ie.batch_execution_id, ie.status`
 // Rescue takes back items whose lease expired (their worker died or hung):
 // they go to retrying when attempts remain, else to timed_out (or cancelled
 // if their run was cancelled). It works in batches of 10,000 rows and
-// returns when none is left. Run it periodically (River's rescuer, UiPath's
-// abandoned items).
+// returns when none is left. It also finishes batch executions and runs
+// whose roll-up was lost to a process that died right after reporting. Run
+// it periodically (River's rescuer, UiPath's abandoned items).
 func (c *Client) Rescue(ctx context.Context) (RescueResult, error) {
 	const batch = 10000
 	var res RescueResult
@@ -364,7 +365,7 @@ func (c *Client) Rescue(ctx context.Context) (RescueResult, error) {
 			return res, err
 		}
 		if n < batch {
-			return res, nil
+			return res, c.sweep(ctx)
 		}
 	}
 }

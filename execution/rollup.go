@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -91,11 +92,19 @@ FROM counts c LEFT JOIN bad_batches bb ON bb.run_id = c.id
 WHERE r.id = c.id
 	AND (r.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])`
 
-// rollup finishes what the changes to these batch executions finished.
+// rollupTimeout bounds a roll-up that outlives its caller's context.
+const rollupTimeout = 30 * time.Second
+
+// rollup finishes what the changes to these batch executions finished. The
+// changes have committed, so it runs even if the caller's context ends now
+// (bounded by rollupTimeout); if the process dies first, Rescue's sweep
+// finishes the job.
 func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error {
 	if len(batchExecutions) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollupTimeout)
+	defer cancel()
 	var runs []uuid.UUID
 	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
 	err = each(ctx, rows, err, func(rows *sql.Rows) error {
@@ -109,11 +118,53 @@ func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error 
 	if err != nil {
 		return err
 	}
+	return c.rollupRuns(ctx, runs)
+}
+
+// rollupRuns finishes the runs whose batch executions are all finished.
+func (c *Client) rollupRuns(ctx context.Context, runs []uuid.UUID) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	_, err = c.sql.ExecContext(ctx, rollupRunSQL, uuidArray(runs))
+	_, err := c.sql.ExecContext(ctx, rollupRunSQL, uuidArray(runs))
 	return translate(ctx, err)
+}
+
+// sweep finishes batch executions and runs whose roll-up was lost (a
+// process that died between reporting items and rolling them up). It reads
+// only unfinished batch executions and runs, through their status indexes.
+func (c *Client) sweep(ctx context.Context) error {
+	ids := func(query string) ([]uuid.UUID, error) {
+		var out []uuid.UUID
+		rows, err := c.sql.QueryContext(ctx, query)
+		err = each(ctx, rows, err, func(rows *sql.Rows) error {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			out = append(out, id)
+			return nil
+		})
+		return out, err
+	}
+	bes, err := ids(`SELECT b.id FROM batch_execution b
+		WHERE (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+			AND NOT EXISTS (SELECT 1 FROM item_execution ie WHERE ie.batch_execution_id = b.id
+				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))`)
+	if err != nil {
+		return err
+	}
+	if err := c.rollup(ctx, bes); err != nil {
+		return err
+	}
+	runs, err := ids(`SELECT r.id FROM run r
+		WHERE (r.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+			AND NOT EXISTS (SELECT 1 FROM batch_execution be WHERE be.run_id = r.id
+				AND (be.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))`)
+	if err != nil {
+		return err
+	}
+	return c.rollupRuns(ctx, runs)
 }
 
 // distinct returns the distinct ids in order of first appearance.
