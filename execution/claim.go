@@ -28,8 +28,10 @@ type Claimed struct {
 // claimSQL takes up to $2 claimable items in claim order with SKIP LOCKED,
 // marks them running under a lease, and starts their batch executions and
 // runs if they were not running yet: one statement. Rows that are already
-// running are filtered out before any lock; the rest are locked in id order,
-// so two claimers starting the same batch executions never deadlock. The WHERE and ORDER BY
+// running are filtered out before any lock; the rest are locked in id order
+// with FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks
+// that foreign-key checks of concurrent status_count inserts take: two
+// claimers starting the same batch executions never deadlock. The WHERE and ORDER BY
 // are exactly those of the partial index ix_item_execution_claim.
 const claimSQL = `
 WITH picked AS (
@@ -37,7 +39,7 @@ WITH picked AS (
 	WHERE (status)::text = ANY ('{queued,retrying,scheduled}'::text[]) AND not_before <= now()
 	ORDER BY priority, not_before, id
 	LIMIT $2
-	FOR UPDATE SKIP LOCKED
+	FOR NO KEY UPDATE SKIP LOCKED
 ), claimed AS (
 	UPDATE item_execution ie SET
 		status = 'running',
@@ -56,7 +58,7 @@ WITH picked AS (
 	WHERE id IN (SELECT batch_execution_id FROM claimed)
 		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
 	ORDER BY id
-	FOR UPDATE
+	FOR NO KEY UPDATE
 ), started_batches AS (
 	UPDATE batch_execution b SET status = 'running', started_at = coalesce(b.started_at, now()), updated_by = $1
 	FROM batches_to_start s WHERE b.id = s.id
@@ -65,7 +67,7 @@ WITH picked AS (
 	WHERE id IN (SELECT run_id FROM claimed)
 		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
 	ORDER BY id
-	FOR UPDATE
+	FOR NO KEY UPDATE
 ), started_runs AS (
 	UPDATE run r SET status = 'running', started_at = coalesce(r.started_at, now()), updated_by = $1
 	FROM runs_to_start s WHERE r.id = s.id
@@ -321,7 +323,7 @@ WHERE ie.id IN (
 	WHERE status = 'running' AND lease_expires_at < now()
 	ORDER BY lease_expires_at
 	LIMIT $1
-	FOR UPDATE SKIP LOCKED)
+	FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
 // Rescue takes back items whose lease expired (their worker died or hung):

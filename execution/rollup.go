@@ -3,10 +3,12 @@ package execution
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/internal/dberr"
 )
 
@@ -32,7 +34,7 @@ WITH finished AS (
 			WHERE ie.batch_execution_id = b.id
 				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
 	ORDER BY b.id
-	FOR UPDATE
+	FOR NO KEY UPDATE
 ), counts AS (
 	SELECT f.id,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('failed', 'timed_out')), 0) AS bad,
@@ -62,7 +64,7 @@ WITH finished AS (
 			WHERE be.run_id = r.id
 				AND (be.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
 	ORDER BY r.id
-	FOR UPDATE
+	FOR NO KEY UPDATE
 ), counts AS (
 	SELECT x.id,
 		coalesce(sum(sc.delta), 0) AS total,
@@ -105,6 +107,18 @@ func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollupTimeout)
 	defer cancel()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		// A deadlock or serialization failure (ErrStale) is retried: the
+		// statements are idempotent.
+		if err = c.rollupOnce(ctx, batchExecutions); !errors.Is(err, runledger.ErrStale) {
+			return err
+		}
+	}
+	return err
+}
+
+func (c *Client) rollupOnce(ctx context.Context, batchExecutions []uuid.UUID) error {
 	var runs []uuid.UUID
 	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
 	err = each(ctx, rows, err, func(rows *sql.Rows) error {

@@ -113,7 +113,7 @@ func (c *Client) CancelRun(ctx context.Context, runID uuid.UUID, reason string) 
 	var bes []uuid.UUID
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var status string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1 FOR UPDATE`, runID).Scan(&status)
+		err := tx.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1 FOR NO KEY UPDATE`, runID).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("execution: run %s: %w", runID, runledger.ErrNotFound)
 		}
