@@ -30,14 +30,15 @@ func parseRunID(pos []string, what string) (uuid.UUID, error) {
 	return id, nil
 }
 
-func inspectRun(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "inspect run")
+// withRun parses "[--url URL] ID", opens the database and calls fn.
+func withRun(ctx context.Context, env Env, name string, args []string, fn func(*db.DB, uuid.UUID) error) error {
+	fs := newFlags(env, name)
 	url := fs.String("url", "", "database URL (default $DATABASE_URL)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	id, err := parseRunID(pos, "inspect run")
+	id, err := parseRunID(pos, name)
 	if err != nil {
 		return err
 	}
@@ -46,32 +47,25 @@ func inspectRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer d.Close()
-	return printRunTree(ctx, env.Stdout, d.Client, execution.New(d, execution.Options{}), id)
+	return fn(d, id)
+}
+
+func inspectRun(ctx context.Context, env Env, args []string) error {
+	return withRun(ctx, env, "inspect run", args, func(d *db.DB, id uuid.UUID) error {
+		return printRunTree(ctx, env.Stdout, d.Client, execution.New(d, execution.Options{}), id)
+	})
 }
 
 func progress(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "progress")
-	url := fs.String("url", "", "database URL (default $DATABASE_URL)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := parseRunID(pos, "progress")
-	if err != nil {
-		return err
-	}
-	d, err := openDB(ctx, env, *url)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	p, err := execution.New(d, execution.Options{}).Progress(ctx, id)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "run %s [%s] %s\n", p.RunID, p.Status, countsLine(p.Counts))
-	for _, b := range p.Batches {
-		fmt.Fprintf(env.Stdout, "  batch %s [%s] %s\n", b.Name, b.Status, countsLine(b.Counts))
-	}
-	return nil
+	return withRun(ctx, env, "progress", args, func(d *db.DB, id uuid.UUID) error {
+		p, err := execution.New(d, execution.Options{}).Progress(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "run %s [%s] %s\n", p.RunID, p.Status, countsLine(p.Counts))
+		for _, b := range p.Batches {
+			fmt.Fprintf(env.Stdout, "  batch %s [%s] %s\n", b.Name, b.Status, countsLine(b.Counts))
+		}
+		return nil
+	})
 }

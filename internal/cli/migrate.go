@@ -207,36 +207,38 @@ func migrateNew(_ context.Context, env Env, args []string) error {
 	return nil
 }
 
-func migrateHash(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate hash")
+// dirOnly runs fn on the migration directory of --dir (or this module's),
+// for the commands that take nothing else.
+func dirOnly(env Env, name string, args []string, fn func(*amigrate.LocalDir) (string, error)) error {
+	fs := newFlags(env, name)
 	dirPath := fs.String("dir", "", "migration directory (default migrate/migrations of this module)")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	dir, err := localDir(*dirPath)
 	if err != nil {
 		return err
 	}
-	if err := migrate.Hash(dir); err != nil {
+	msg, err := fn(dir)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.Stdout, "atlas.sum rewritten")
+	fmt.Fprintln(env.Stdout, msg)
 	return nil
 }
 
+func migrateHash(_ context.Context, env Env, args []string) error {
+	return dirOnly(env, "migrate hash", args, func(dir *amigrate.LocalDir) (string, error) {
+		return "atlas.sum rewritten", migrate.Hash(dir)
+	})
+}
+
 func migrateValidate(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate validate")
-	dirPath := fs.String("dir", "", "migration directory (default migrate/migrations of this module)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	dir, err := localDir(*dirPath)
-	if err != nil {
-		return err
-	}
-	if err := migrate.Validate(dir); err != nil {
-		return err
-	}
-	fmt.Fprintln(env.Stdout, "migration directory is valid")
-	return nil
+	return dirOnly(env, "migrate validate", args, func(dir *amigrate.LocalDir) (string, error) {
+		return "migration directory is valid", migrate.Validate(dir)
+	})
 }
