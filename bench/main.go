@@ -175,8 +175,8 @@ func run(ctx context.Context, cfg *config, out io.Writer, logger *log.Logger) (e
 		err = errors.Join(err, sc.dropAll(dctx))
 	}()
 	b := &bench{cfg: cfg, log: logger, scratch: sc, scale: map[int]*scaleRun{}}
-	header := fmt.Sprintf("command: go run . %s\ndate: %s; %s; %d CPUs; %s; load average at start %s\neach figure: median of %d runs after 1 warm-up, (min–max)",
-		strings.Join(os.Args[1:], " "), time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), sc.version, loadAverage(), cfg.repeat)
+	header := fmt.Sprintf("command: %s\ndate: %s; %s; %d CPUs; %s; load average at start %s\neach figure: median of %d runs after 1 warm-up, (min–max)",
+		strings.TrimSpace("go run . "+strings.Join(os.Args[1:], " ")), time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), sc.version, loadAverage(), cfg.repeat)
 	logger.Print(strings.ReplaceAll(header, "\n", "; "))
 	started := time.Now()
 	steps := map[string]func(context.Context) error{

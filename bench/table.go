@@ -100,6 +100,9 @@ func (r row) cells() []string {
 	ratio := "—"
 	if v := r.ratio(); !math.IsNaN(v) {
 		ratio = fmt.Sprintf("%.2fx", v)
+		if v < 0.1 {
+			ratio = fmt.Sprintf("%.3fx", v)
+		}
 	}
 	target := r.target.String()
 	if r.target.kind == valueBelow {
