@@ -124,9 +124,10 @@ func (c *Client) Heartbeat(ctx context.Context, worker string, ids []uuid.UUID, 
 	if lease <= 0 {
 		return nil, &runledger.InvalidError{Field: "lease", Reason: "must be positive"}
 	}
-	rows, err := c.sql.QueryContext(ctx, `UPDATE item_execution SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_by = $1
-		WHERE id = ANY($2::uuid[]) AND claimed_by = $1 AND status = 'running' AND lease_expires_at > now()
-		RETURNING id, cancel_requested`, worker, uuidArray(ids), lease.Milliseconds())
+	rows, err := c.sql.QueryContext(ctx, `UPDATE item_execution ie SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_by = $1
+		FROM unnest($2::uuid[]) AS h(id)
+		WHERE ie.id = h.id AND ie.claimed_by = $1 AND `+heldByWorker+`
+		RETURNING ie.id, ie.cancel_requested`, worker, uuidArray(ids), lease.Milliseconds())
 	if err != nil {
 		return nil, translate(ctx, err)
 	}
@@ -175,6 +176,13 @@ func (r *Report) add(id uuid.UUID, status runledger.ExecutionStatus) {
 	}
 }
 
+// heldByWorker: the item is running under an unexpired lease. The status
+// test is written so that no status or lease index can serve it
+// ((status || ”)): the planner must reach the reported items through the
+// primary key, 100 lookups, instead of scanning every running item when its
+// statistics still say that few are running.
+const heldByWorker = `(ie.status || '') = 'running' AND ie.lease_expires_at > now()`
+
 const completeSQL = `
 UPDATE item_execution ie SET
 	status = CASE WHEN ie.cancel_requested THEN 'cancelled' ELSE 'succeeded' END,
@@ -184,7 +192,7 @@ UPDATE item_execution ie SET
 	lease_expires_at = NULL,
 	updated_by = $1
 FROM unnest($2::uuid[], $3::jsonb[]) AS r(id, payload)
-WHERE ie.id = r.id AND ie.claimed_by = $1 AND ie.status = 'running' AND ie.lease_expires_at > now()
+WHERE ie.id = r.id AND ie.claimed_by = $1 AND ` + heldByWorker + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
 // Complete reports items as succeeded (or, if their run was cancelled
@@ -233,7 +241,7 @@ UPDATE item_execution ie SET
 	lease_expires_at = NULL,
 	updated_by = $1
 FROM unnest($2::uuid[], $3::text[], $7::bool[]) AS f(id, msg, final)
-WHERE ie.id = f.id AND ie.claimed_by = $1 AND ie.status = 'running' AND ie.lease_expires_at > now()
+WHERE ie.id = f.id AND ie.claimed_by = $1 AND ` + heldByWorker + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
 // Fail reports failed items in one statement. An item with attempts left

@@ -123,16 +123,22 @@ func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, erro
 
 // compact folds a run's status_count rows into one per (batch execution,
 // status) in one statement. Concurrent writers keep inserting (their rows
-// are not touched); two compactions at once each fold only the rows they
-// deleted, so the sums never change.
+// are not touched). Only one compaction per run runs at a time (a
+// transaction-level advisory lock, tried, never waited for): the others skip.
 func (c *Client) compact(ctx context.Context, runID uuid.UUID) error {
-	_, err := c.sql.ExecContext(ctx, `
-		WITH gone AS (
-			DELETE FROM status_count WHERE run_id = $1
-			RETURNING batch_execution_id, status, delta)
-		INSERT INTO status_count (run_id, batch_execution_id, status, delta)
-		SELECT $1, batch_execution_id, status, sum(delta) FROM gone
-		GROUP BY batch_execution_id, status
-		HAVING sum(delta) <> 0`, runID)
-	return translate(ctx, err)
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		var mine bool
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 0))`, "runledger.compact."+runID.String()).Scan(&mine); err != nil || !mine {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+			WITH gone AS (
+				DELETE FROM status_count WHERE run_id = $1
+				RETURNING batch_execution_id, status, delta)
+			INSERT INTO status_count (run_id, batch_execution_id, status, delta)
+			SELECT $1, batch_execution_id, status, sum(delta) FROM gone
+			GROUP BY batch_execution_id, status
+			HAVING sum(delta) <> 0`, runID)
+		return err
+	})
 }

@@ -15,44 +15,47 @@ import (
 func translate(ctx context.Context, err error) error { return dberr.Translate(ctx, err) }
 
 // rollupSQL finishes the given batch executions whose items are all
-// terminal, then the runs whose batch executions all are. It runs after the
-// item changes committed, in a fresh snapshot, so the last of several
-// concurrent finishers always sees every item done; two that race on the
-// same batch execution serialize on its row (locked in id order, so no
-// deadlock) and the second finds it already terminal. A batch execution or
-// run row is only locked when it is about to change.
+// terminal, then reports their runs. Whether items remain unfinished comes
+// from the status_count ledger, not from the items: its cost does not grow
+// with the batch. It runs after the item changes committed, in a fresh
+// snapshot, so the last of several concurrent finishers always sees every
+// item done; two that race on the same batch execution serialize on its row
+// (locked in id order with FOR NO KEY UPDATE, so no deadlock and no conflict
+// with foreign-key checks) and the second finds it already terminal. A batch
+// execution or run row is only locked when it is about to change.
 //
 // Status: failed if any item failed or timed out, else cancelled if any was
 // cancelled (or the run was cancelled), else succeeded.
+//
+// It returns, per batch execution: its run, whether this call finished it,
+// and how many ledger rows it has (to decide on compaction).
 const rollupSQL = `
-WITH finished AS (
-	SELECT b.id FROM batch_execution b
-	WHERE b.id = ANY($1::uuid[])
-		AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
-		AND NOT EXISTS (
-			SELECT 1 FROM item_execution ie
-			WHERE ie.batch_execution_id = b.id
-				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))
-	ORDER BY b.id
-	FOR NO KEY UPDATE
-), counts AS (
-	SELECT f.id,
+WITH counts AS (
+	SELECT b.id, b.run_id,
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('pending', 'queued', 'scheduled', 'running', 'retrying')), 0) AS open,
 		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('failed', 'timed_out')), 0) AS bad,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
-	FROM finished f
-	LEFT JOIN status_count sc ON sc.batch_execution_id = f.id
-	GROUP BY f.id
+		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled,
+		count(sc.id) AS ledger
+	FROM batch_execution b
+	LEFT JOIN status_count sc ON sc.batch_execution_id = b.id
+	WHERE b.id = ANY($1::uuid[])
+	GROUP BY b.id, b.run_id
+), finished AS (
+	SELECT b.id FROM batch_execution b JOIN counts c ON c.id = b.id
+	WHERE c.open = 0 AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
+	ORDER BY b.id
+	FOR NO KEY UPDATE OF b
 ), done AS (
 	UPDATE batch_execution b SET
 		status = CASE WHEN c.bad > 0 THEN 'failed' WHEN c.cancelled > 0 THEN 'cancelled' ELSE 'succeeded' END,
 		finished_at = greatest(now(), b.started_at),
 		updated_by = 'runledger'
-	FROM counts c
-	WHERE b.id = c.id
+	FROM finished f JOIN counts c ON c.id = f.id
+	WHERE b.id = f.id
 		AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
-	RETURNING b.run_id
+	RETURNING b.id
 )
-SELECT DISTINCT run_id FROM done`
+SELECT c.run_id, EXISTS (SELECT 1 FROM done d WHERE d.id = c.id), c.ledger FROM counts c`
 
 const rollupRunSQL = `
 WITH finished AS (
@@ -119,20 +122,34 @@ func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error 
 }
 
 func (c *Client) rollupOnce(ctx context.Context, batchExecutions []uuid.UUID) error {
-	var runs []uuid.UUID
+	var runs, crowded []uuid.UUID
 	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
 	err = each(ctx, rows, err, func(rows *sql.Rows) error {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var (
+			run      uuid.UUID
+			finished bool
+			ledger   int64
+		)
+		if err := rows.Scan(&run, &finished, &ledger); err != nil {
 			return err
 		}
-		runs = append(runs, id)
+		if finished {
+			runs = append(runs, run)
+		}
+		if ledger > compactAfter {
+			crowded = append(crowded, run)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return c.rollupRuns(ctx, runs)
+	for _, run := range distinct(crowded) {
+		if err := c.compact(ctx, run); err != nil {
+			return err
+		}
+	}
+	return c.rollupRuns(ctx, distinct(runs))
 }
 
 // rollupRuns finishes the runs whose batch executions are all finished.
@@ -163,8 +180,9 @@ func (c *Client) sweep(ctx context.Context) error {
 	}
 	bes, err := ids(`SELECT b.id FROM batch_execution b
 		WHERE (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
-			AND NOT EXISTS (SELECT 1 FROM item_execution ie WHERE ie.batch_execution_id = b.id
-				AND (ie.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[]))`)
+			AND NOT EXISTS (SELECT 1 FROM status_count sc WHERE sc.batch_execution_id = b.id
+				AND sc.status IN ('pending', 'queued', 'scheduled', 'running', 'retrying')
+				GROUP BY sc.status HAVING sum(sc.delta) <> 0)`)
 	if err != nil {
 		return err
 	}

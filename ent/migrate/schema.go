@@ -302,14 +302,6 @@ var (
 					Where: "(status)::text = 'running'::text",
 				},
 			},
-			{
-				Name:    "ix_item_execution_unfinished",
-				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[20]},
-				Annotation: &entsql.IndexAnnotation{
-					Where: "(status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])",
-				},
-			},
 		},
 	}
 	// ItemStateHistoryColumns holds the columns for the "item_state_history" table.

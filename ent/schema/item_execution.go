@@ -18,8 +18,6 @@ import (
 const (
 	// ClaimablePredicate: the statuses a worker may claim (when not_before has passed).
 	ClaimablePredicate = "(status)::text = ANY ('{queued,retrying,scheduled}'::text[])"
-	// UnfinishedPredicate: the statuses that are not terminal.
-	UnfinishedPredicate = "(status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])"
 )
 
 // ItemExecution is the execution of one item within a run, with retries.
@@ -81,10 +79,6 @@ func (ItemExecution) Indexes() []ent.Index {
 		index.Fields("lease_expires_at").
 			StorageKey("ix_item_execution_lease").
 			Annotations(entsql.IndexWhere("(status)::text = 'running'::text")),
-		// Roll-up: "does this batch execution still have unfinished items?"
-		index.Fields("batch_execution_id").
-			StorageKey("ix_item_execution_unfinished").
-			Annotations(entsql.IndexWhere(UnfinishedPredicate)),
 	}
 }
 
