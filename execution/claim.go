@@ -31,8 +31,13 @@ type Claimed struct {
 // running are filtered out before any lock; the rest are locked in id order
 // with FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks
 // that foreign-key checks of concurrent status_count inserts take: two
-// claimers starting the same batch executions never deadlock. The WHERE and ORDER BY
-// are exactly those of the partial index ix_item_execution_claim.
+// claimers starting the same batch executions never deadlock. The WHERE and
+// ORDER BY are exactly those of the partial index ix_item_execution_claim.
+//
+// The statement is prepared once (see Client.prepared), so its plan must be
+// good for any batch size without knowing it: rows are reached through
+// primary keys (= ANY (ARRAY(...)), LATERAL lookups), never through a hash
+// join that a generic plan would build over whole tables.
 const claimSQL = `
 WITH picked AS (
 	SELECT id FROM item_execution
@@ -49,13 +54,12 @@ WITH picked AS (
 		lease_expires_at = now() + $3 * interval '1 millisecond',
 		claimed_by = $1,
 		updated_by = $1
-	FROM picked p, item i
-	WHERE ie.id = p.id AND i.id = ie.item_id
-	RETURNING ie.id, ie.run_id, ie.batch_execution_id, ie.item_id, i.sequence_number, i.payload,
+	WHERE ie.id = ANY (ARRAY(SELECT id FROM picked))
+	RETURNING ie.id, ie.run_id, ie.batch_execution_id, ie.item_id,
 		ie.attempt_count, ie.max_attempts, ie.lease_expires_at
 ), batches_to_start AS (
 	SELECT id FROM batch_execution
-	WHERE id IN (SELECT batch_execution_id FROM claimed)
+	WHERE id = ANY (ARRAY(SELECT DISTINCT batch_execution_id FROM claimed))
 		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
 	ORDER BY id
 	FOR NO KEY UPDATE
@@ -64,7 +68,7 @@ WITH picked AS (
 	FROM batches_to_start s WHERE b.id = s.id
 ), runs_to_start AS (
 	SELECT id FROM run
-	WHERE id IN (SELECT run_id FROM claimed)
+	WHERE id = ANY (ARRAY(SELECT DISTINCT run_id FROM claimed))
 		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
 	ORDER BY id
 	FOR NO KEY UPDATE
@@ -72,7 +76,10 @@ WITH picked AS (
 	UPDATE run r SET status = 'running', started_at = coalesce(r.started_at, now()), updated_by = $1
 	FROM runs_to_start s WHERE r.id = s.id
 )
-SELECT * FROM claimed`
+SELECT c.id, c.run_id, c.batch_execution_id, c.item_id, i.sequence_number, i.payload,
+	c.attempt_count, c.max_attempts, c.lease_expires_at
+FROM claimed c
+CROSS JOIN LATERAL (SELECT sequence_number, payload FROM item WHERE id = c.item_id) i`
 
 // Claim hands up to n claimable items to worker: queued ones, and retrying
 // or scheduled ones whose not_before has passed, in priority, not_before, id
@@ -86,7 +93,7 @@ func (c *Client) Claim(ctx context.Context, worker string, n int, lease time.Dur
 	if n <= 0 || lease <= 0 {
 		return nil, &runledger.InvalidError{Field: "n, lease", Reason: "both must be positive"}
 	}
-	rows, err := c.sql.QueryContext(ctx, claimSQL, worker, n, lease.Milliseconds())
+	rows, err := c.query(ctx, claimSQL, worker, n, lease.Milliseconds())
 	if err != nil {
 		return nil, translate(ctx, err)
 	}
@@ -124,9 +131,8 @@ func (c *Client) Heartbeat(ctx context.Context, worker string, ids []uuid.UUID, 
 	if lease <= 0 {
 		return nil, &runledger.InvalidError{Field: "lease", Reason: "must be positive"}
 	}
-	rows, err := c.sql.QueryContext(ctx, `UPDATE item_execution ie SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_by = $1
-		FROM unnest($2::uuid[]) AS h(id)
-		WHERE ie.id = h.id AND ie.claimed_by = $1 AND `+heldByWorker+`
+	rows, err := c.query(ctx, `UPDATE item_execution ie SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_by = $1
+		WHERE ie.id = ANY($2::uuid[]) AND ie.claimed_by = $1 AND `+heldByWorker+`
 		RETURNING ie.id, ie.cancel_requested`, worker, uuidArray(ids), lease.Milliseconds())
 	if err != nil {
 		return nil, translate(ctx, err)
@@ -192,7 +198,7 @@ UPDATE item_execution ie SET
 	lease_expires_at = NULL,
 	updated_by = $1
 FROM unnest($2::uuid[], $3::jsonb[]) AS r(id, payload)
-WHERE ie.id = r.id AND ie.claimed_by = $1 AND ` + heldByWorker + `
+WHERE ie.id = ANY($2::uuid[]) AND ie.id = r.id AND ie.claimed_by = $1 AND ` + heldByWorker + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
 // Complete reports items as succeeded (or, if their run was cancelled
@@ -241,7 +247,7 @@ UPDATE item_execution ie SET
 	lease_expires_at = NULL,
 	updated_by = $1
 FROM unnest($2::uuid[], $3::text[], $7::bool[]) AS f(id, msg, final)
-WHERE ie.id = f.id AND ie.claimed_by = $1 AND ` + heldByWorker + `
+WHERE ie.id = ANY($2::uuid[]) AND ie.id = f.id AND ie.claimed_by = $1 AND ` + heldByWorker + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
 // Fail reports failed items in one statement. An item with attempts left
@@ -270,7 +276,7 @@ func (c *Client) report(ctx context.Context, worker string, ids []uuid.UUID, que
 	}
 	held := make(map[uuid.UUID]bool, len(ids))
 	var bes []uuid.UUID
-	rows, err := c.sql.QueryContext(ctx, query, append([]any{worker}, args...)...)
+	rows, err := c.query(ctx, query, append([]any{worker}, args...)...)
 	err = each(ctx, rows, err, func(rows *sql.Rows) error {
 		var (
 			id, be uuid.UUID
@@ -326,12 +332,12 @@ UPDATE item_execution ie SET
 		ELSE now() END,
 	lease_expires_at = NULL,
 	updated_by = 'runledger:rescue'
-WHERE ie.id IN (
+WHERE ie.id = ANY (ARRAY(
 	SELECT id FROM item_execution
 	WHERE status = 'running' AND lease_expires_at < now()
 	ORDER BY lease_expires_at
 	LIMIT $1
-	FOR NO KEY UPDATE SKIP LOCKED)
+	FOR NO KEY UPDATE SKIP LOCKED))
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
 // Rescue takes back items whose lease expired (their worker died or hung):
@@ -346,7 +352,7 @@ func (c *Client) Rescue(ctx context.Context) (RescueResult, error) {
 	for {
 		var bes []uuid.UUID
 		n := 0
-		rows, err := c.sql.QueryContext(ctx, rescueSQL, batch,
+		rows, err := c.query(ctx, rescueSQL, batch,
 			float64(c.opts.RetryMax.Milliseconds()), float64(c.opts.RetryBase.Milliseconds()), c.opts.RetryJitter)
 		err = each(ctx, rows, err, func(rows *sql.Rows) error {
 			var (

@@ -31,15 +31,16 @@ func translate(ctx context.Context, err error) error { return dberr.Translate(ct
 // and how many ledger rows it has (to decide on compaction).
 const rollupSQL = `
 WITH counts AS (
-	SELECT b.id, b.run_id,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('pending', 'queued', 'scheduled', 'running', 'retrying')), 0) AS open,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('failed', 'timed_out')), 0) AS bad,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled,
-		count(sc.id) AS ledger
+	SELECT b.id, b.run_id, s.open, s.bad, s.cancelled, s.ledger
 	FROM batch_execution b
-	LEFT JOIN status_count sc ON sc.batch_execution_id = b.id
+	CROSS JOIN LATERAL (
+		SELECT
+			coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('pending', 'queued', 'scheduled', 'running', 'retrying')), 0) AS open,
+			coalesce(sum(sc.delta) FILTER (WHERE sc.status IN ('failed', 'timed_out')), 0) AS bad,
+			coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled,
+			count(*) AS ledger
+		FROM status_count sc WHERE sc.batch_execution_id = b.id) s
 	WHERE b.id = ANY($1::uuid[])
-	GROUP BY b.id, b.run_id
 ), finished AS (
 	SELECT b.id FROM batch_execution b JOIN counts c ON c.id = b.id
 	WHERE c.open = 0 AND (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
@@ -69,14 +70,15 @@ WITH finished AS (
 	ORDER BY r.id
 	FOR NO KEY UPDATE
 ), counts AS (
-	SELECT x.id,
-		coalesce(sum(sc.delta), 0) AS total,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'failed'), 0) AS failed,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'timed_out'), 0) AS timed_out,
-		coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
+	SELECT x.id, s.total, s.failed, s.timed_out, s.cancelled
 	FROM finished x
-	LEFT JOIN status_count sc ON sc.run_id = x.id
-	GROUP BY x.id
+	CROSS JOIN LATERAL (
+		SELECT
+			coalesce(sum(sc.delta), 0) AS total,
+			coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'failed'), 0) AS failed,
+			coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'timed_out'), 0) AS timed_out,
+			coalesce(sum(sc.delta) FILTER (WHERE sc.status = 'cancelled'), 0) AS cancelled
+		FROM status_count sc WHERE sc.run_id = x.id) s
 ), bad_batches AS (
 	SELECT be.run_id, string_agg(b.name, ', ' ORDER BY b.name) AS names
 	FROM batch_execution be JOIN batch b ON b.id = be.batch_id
@@ -123,7 +125,7 @@ func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error 
 
 func (c *Client) rollupOnce(ctx context.Context, batchExecutions []uuid.UUID) error {
 	var runs, crowded []uuid.UUID
-	rows, err := c.sql.QueryContext(ctx, rollupSQL, uuidArray(batchExecutions))
+	rows, err := c.query(ctx, rollupSQL, uuidArray(batchExecutions))
 	err = each(ctx, rows, err, func(rows *sql.Rows) error {
 		var (
 			run      uuid.UUID
@@ -157,7 +159,7 @@ func (c *Client) rollupRuns(ctx context.Context, runs []uuid.UUID) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	_, err := c.sql.ExecContext(ctx, rollupRunSQL, uuidArray(runs))
+	_, err := c.exec(ctx, rollupRunSQL, uuidArray(runs))
 	return translate(ctx, err)
 }
 
