@@ -71,17 +71,21 @@ func (c *Client) AddItems(ctx context.Context, batchID uuid.UUID, items iter.Seq
 			if it.SequenceNumber < 0 {
 				return &runledger.InvalidError{Field: fmt.Sprintf("item %d: sequence_number", it.SequenceNumber), Reason: "must be >= 0"}
 			}
+			seq := it.SequenceNumber
+			subject := func() string { return fmt.Sprintf("item %d", seq) }
 			var p any
 			if len(it.Payload) > 0 && string(it.Payload) != "null" {
-				if err := schema.ValidateRaw(fmt.Sprintf("item %d", it.SequenceNumber), it.Payload); err != nil {
+				if err := schema.ValidateRawFunc(subject, it.Payload); err != nil {
 					return err
 				}
 				if schema == nil && !json.Valid(it.Payload) {
-					return &runledger.InvalidError{Field: fmt.Sprintf("item %d", it.SequenceNumber), Reason: "payload is not valid JSON"}
+					return &runledger.InvalidError{Field: subject(), Reason: "payload is not valid JSON"}
 				}
 				p = string(it.Payload)
-			} else if err := schema.Validate(fmt.Sprintf("item %d", it.SequenceNumber), nil); err != nil {
-				return err
+			} else if schema != nil {
+				if err := schema.Validate(subject(), nil); err != nil {
+					return err
+				}
 			}
 			if _, err := stmt.ExecContext(ctx, batchID.String(), it.SequenceNumber, p, nullString(actor), nullString(actor)); err != nil {
 				return err

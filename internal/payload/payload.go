@@ -102,14 +102,12 @@ func (s *Schema) Validate(subject string, v any) error {
 
 var printer = message.NewPrinter(language.English)
 
-// normalize turns Go values into what the validator expects (json.Number-free
-// float64, []any, map[string]any) by a JSON round trip when needed.
+// normalize turns Go values into what the validator walks (nil, bool,
+// string, numbers, []any, map[string]any), by a JSON round trip only when v
+// holds something else.
 func normalize(v any) (any, error) {
-	switch v.(type) {
-	case nil, bool, string, float64, map[string]any, []any:
-		if !needsRoundTrip(v) {
-			return v, nil
-		}
+	if !needsRoundTrip(v) {
+		return v, nil
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -132,23 +130,33 @@ func needsRoundTrip(v any) bool {
 				return true
 			}
 		}
-	case nil, bool, string:
+	case nil, bool, string, json.Number, float32, float64,
+		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 	default:
-		return true // numbers: the validator wants json.Number or float64 consistently
+		return true // a struct, a typed slice or map: let encoding/json decide
 	}
 	return false
 }
 
 // ValidateRaw checks a raw JSON document against s.
 func (s *Schema) ValidateRaw(subject string, raw []byte) error {
+	return s.ValidateRawFunc(func() string { return subject }, raw)
+}
+
+// ValidateRawFunc is ValidateRaw with the subject computed only on failure,
+// for hot loops (AddItems validates every item of a million-item ingest).
+func (s *Schema) ValidateRawFunc(subject func() string, raw []byte) error {
 	if s == nil {
 		return nil
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return &runledger.InvalidError{Field: subject, Reason: "payload is not valid JSON", Err: err}
+		return &runledger.InvalidError{Field: subject(), Reason: "payload is not valid JSON", Err: err}
 	}
-	return s.Validate(subject, doc)
+	if err := s.s.Validate(doc); err != nil {
+		return s.Validate(subject(), doc) // the slow path builds the detailed error
+	}
+	return nil
 }
 
 func escape(parts []string) []string {
