@@ -14,6 +14,7 @@ import (
 	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/ent"
 	"github.com/runledger/runledger/ent/automation"
+	"github.com/runledger/runledger/ent/item"
 	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/ent/itemstatehistory"
 	entrun "github.com/runledger/runledger/ent/run"
@@ -155,9 +156,17 @@ func failedByClient(ctx context.Context, d *db.DB, auto uuid.UUID) ([]*ent.ItemE
 		Limit(1).
 		QueryItemExecutions().
 		Where(itemexecution.StatusEQ(runledger.StatusFailed)).
-		WithItem().
+		// The columns the hand-written query reads, no more: what a client
+		// that cares about this query selects.
+		Select(itemexecution.FieldAttemptCount, itemexecution.FieldErrorMessage,
+			itemexecution.FieldStartedAt, itemexecution.FieldFinishedAt, itemexecution.FieldItemID).
+		WithItem(func(q *ent.ItemQuery) {
+			q.Select(item.FieldSequenceNumber, item.FieldPayload)
+		}).
 		WithHistory(func(q *ent.ItemStateHistoryQuery) {
-			q.Order(itemstatehistory.ByChangedAt())
+			q.Select(itemstatehistory.FieldItemExecutionID, itemstatehistory.FieldPreviousStatus,
+				itemstatehistory.FieldNewStatus, itemstatehistory.FieldChangedAt, itemstatehistory.FieldCreatedBy).
+				Order(itemstatehistory.ByChangedAt())
 		}).
 		Order(itemexecution.ByID()).
 		All(ctx)
