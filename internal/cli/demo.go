@@ -67,6 +67,7 @@ func demo(ctx context.Context, env Env, args []string) error {
 	defer d.Close()
 	ctx = runledger.WithActor(ctx, "demo")
 	exec := execution.New(d, execution.Options{RetryBase: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	defer func() { _ = exec.Close() }()
 	s := &scenario{env: env, d: d, exec: exec, suffix: uuid.NewString()[:8]}
 	runID, err := s.run(ctx)
 	if err != nil {
