@@ -17,20 +17,20 @@ $$;
 
 CREATE OR REPLACE FUNCTION runledger_history_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO item_state_history (item_execution_id, previous_status, new_status, changed_at, created_at, created_by)
-  SELECT n.id, o.status, n.status, clock_timestamp(), now(), n.updated_by
-  FROM new_rows n JOIN old_rows o ON o.id = n.id
-  WHERE n.status IS DISTINCT FROM o.status;
+  -- One join of the transition tables feeds both inserts.
+  WITH changed AS MATERIALIZED (
+    SELECT n.id, n.run_id, n.batch_execution_id, o.status AS old_status, n.status AS new_status, n.updated_by
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    WHERE n.status IS DISTINCT FROM o.status
+  ), history AS (
+    INSERT INTO item_state_history (item_execution_id, previous_status, new_status, changed_at, created_at, created_by)
+    SELECT c.id, c.old_status, c.new_status, clock_timestamp(), now(), c.updated_by FROM changed c
+  )
   INSERT INTO status_count (run_id, batch_execution_id, status, delta)
-  SELECT c.run_id, c.batch_execution_id, c.status, sum(c.delta) FROM (
-    SELECT n.run_id, n.batch_execution_id, n.status, 1 AS delta
-    FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.status IS DISTINCT FROM o.status
-    UNION ALL
-    SELECT o.run_id, o.batch_execution_id, o.status, -1
-    FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.status IS DISTINCT FROM o.status
-  ) c
-  GROUP BY c.run_id, c.batch_execution_id, c.status
-  HAVING sum(c.delta) <> 0;
+  SELECT c.run_id, c.batch_execution_id, v.status, sum(v.delta)
+  FROM changed c CROSS JOIN LATERAL (VALUES (c.new_status, 1), (c.old_status, -1)) AS v(status, delta)
+  GROUP BY c.run_id, c.batch_execution_id, v.status
+  HAVING sum(v.delta) <> 0;
   RETURN NULL;
 END
 $$;
