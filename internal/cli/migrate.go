@@ -21,12 +21,10 @@ func openSQL(ctx context.Context, url string) (*sql.DB, error) {
 	}
 	if err := d.PingContext(ctx); err != nil {
 		d.Close()
-		var info string
 		if _, perr := pgurl.Parse(url); perr != nil {
 			return nil, perr
 		}
-		info = pgurl.Describe(url)
-		return nil, fmt.Errorf("connect to %s: %w", info, redactPing(err))
+		return nil, fmt.Errorf("connect to %s: %w", pgurl.Describe(url), redactPing(err))
 	}
 	return d, nil
 }
