@@ -6,6 +6,11 @@
 //	if err != nil { ... }
 //	defer d.Close()
 //	err = d.WithTx(ctx, func(tx *ent.Tx) error { ... })
+//
+// With Config.ReadURL (usually a streaming standby) Open also opens a second
+// pool whose sessions are read-only; d.Reader() returns it, and the read paths
+// (execution's Progress, the CLI's inspect, progress and migrate status) use
+// it. OpenReplica opens such a read-only pool alone.
 package db
 
 import (
@@ -51,6 +56,12 @@ type Config struct {
 	Debug bool
 	// Logger receives the debug log; nil means slog.Default().
 	Logger *slog.Logger
+	// ReadURL, when set, is a second server (usually a streaming standby of
+	// URL's primary) for the read paths: Open opens a second pool on it, of
+	// the same size, whose sessions are read-only
+	// (default_transaction_read_only=on from the first packet), and
+	// DB.Reader returns it. Reads from it may lag the primary: see Staleness.
+	ReadURL string
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -76,24 +87,70 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // DB is an open database: the ent client (embedded, so d.Run.Query() works)
-// and the pool beneath it.
+// and the pool beneath it, and the read-only pool of Config.ReadURL if any.
 type DB struct {
 	*ent.Client
-	sql *sql.DB
+	sql      *sql.DB
+	readOnly bool
+	reader   *DB // the ReadURL pool; nil without one
 }
 
-// Open connects, pings, and returns the client. The error names the host and
-// the database, never the password.
+// Open connects, pings, and returns the client; with Config.ReadURL it opens
+// the read-only pool too. The error names the host and the database, never
+// the password.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	where := pgurl.Describe(cfg.URL)
-	connector, err := pq.NewConnector(cfg.URL)
+	d, err := open(ctx, cfg, cfg.URL, "URL", false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ReadURL != "" {
+		if d.reader, err = open(ctx, cfg, cfg.ReadURL, "ReadURL", true); err != nil {
+			_ = d.Client.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// OpenReplica opens a read-only database on cfg.URL (a standby, or any
+// server you mean only to read): every session has
+// default_transaction_read_only=on, so a write fails (SQLSTATE 25006,
+// read_only_sql_transaction) instead of changing anything.
+// cfg.ReadURL must be empty. Its Reader is itself.
+func OpenReplica(ctx context.Context, cfg Config) (*DB, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ReadURL != "" {
+		return nil, &runledger.InvalidError{Field: "ReadURL", Reason: "a replica has no read URL of its own: put its URL in URL"}
+	}
+	return open(ctx, cfg, cfg.URL, "URL", true)
+}
+
+// open opens one pool on url; field names the Config field in errors.
+func open(ctx context.Context, cfg Config, url, field string, readOnly bool) (*DB, error) {
+	where := pgurl.Describe(url)
+	pqcfg, err := pq.NewConfig(url)
 	if err != nil {
 		// lib/pq's parse errors may quote the URL, password included.
-		return nil, fmt.Errorf("db: open %s: %w", where, &runledger.InvalidError{Field: "URL", Reason: "malformed connection string"})
+		return nil, fmt.Errorf("db: open %s: %w", where, &runledger.InvalidError{Field: field, Reason: "malformed connection string"})
+	}
+	if readOnly {
+		if pqcfg.Runtime == nil {
+			pqcfg.Runtime = map[string]string{}
+		}
+		// Sent in the startup packet: no round trip, and no session of this
+		// pool ever starts a read-write transaction by default.
+		pqcfg.Runtime["default_transaction_read_only"] = "on"
+	}
+	connector, err := pq.NewConnectorConfig(pqcfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: open %s: %w", where, &runledger.InvalidError{Field: field, Reason: "malformed connection string"})
 	}
 	sqlDB := sql.OpenDB(&validatingConnector{Connector: connector, after: cfg.ValidateAfter})
 	sqlDB.SetMaxIdleConns(cfg.PoolSize)
@@ -109,7 +166,29 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			logger.DebugContext(ctx, "sql", "statement", fmt.Sprint(args...))
 		})
 	}
-	return &DB{Client: ent.NewClient(ent.Driver(drv)), sql: sqlDB}, nil
+	return &DB{Client: ent.NewClient(ent.Driver(drv)), sql: sqlDB, readOnly: readOnly}, nil
+}
+
+// Reader returns the database for reads: the read-only pool of
+// Config.ReadURL when one was given, else d itself.
+func (d *DB) Reader() *DB {
+	if d.reader != nil {
+		return d.reader
+	}
+	return d
+}
+
+// ReadOnly reports whether d's sessions are read-only (OpenReplica, or the
+// Reader of a Config with ReadURL).
+func (d *DB) ReadOnly() bool { return d.readOnly }
+
+// Close closes the pool, and the read pool if there is one.
+func (d *DB) Close() error {
+	err := d.Client.Close()
+	if d.reader != nil {
+		err = errors.Join(err, d.reader.Close())
+	}
+	return err
 }
 
 // pingError keeps the cause of a failed ping but drops lib/pq's wording where

@@ -52,13 +52,16 @@ func (o Options) withDefaults() Options {
 type Client struct {
 	db    *db.DB
 	sql   *sql.DB
+	read  *db.DB // d.Reader(): the read pool of Config.ReadURL, or db
 	opts  Options
 	stmts sync.Map // query text -> *sql.Stmt
 }
 
-// New returns a Client over an open database.
+// New returns a Client over an open database. Progress reads from
+// d.Reader() (Config.ReadURL's read-only pool when given); everything else
+// runs on d's primary pool.
 func New(d *db.DB, opts Options) *Client {
-	return &Client{db: d, sql: d.SQL(), opts: opts.withDefaults()}
+	return &Client{db: d, sql: d.SQL(), read: d.Reader(), opts: opts.withDefaults()}
 }
 
 // Close releases the statements the Client prepared. The database stays open.

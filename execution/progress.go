@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/runledger/runledger"
+	"github.com/runledger/runledger/db"
 )
 
 // Counts holds item counts by status.
@@ -35,34 +36,51 @@ func (c Counts) Finished() int64 {
 }
 
 // Progress is a run's status and its items' counts, in all and per batch.
+// Staleness is set when the counts come from a read-only pool
+// (Config.ReadURL or OpenReplica): how far that server lags its primary.
 type Progress struct {
-	RunID   uuid.UUID
-	Status  runledger.ExecutionStatus
-	Counts  Counts
-	Batches []BatchProgress
+	RunID     uuid.UUID                 `json:"run_id"`
+	Status    runledger.ExecutionStatus `json:"status"`
+	Counts    Counts                    `json:"counts"`
+	Batches   []BatchProgress           `json:"batches"`
+	Staleness *db.Staleness             `json:"staleness,omitempty"`
 }
 
 // BatchProgress is one batch execution's status and counts.
 type BatchProgress struct {
-	ID      uuid.UUID // the batch execution
-	BatchID uuid.UUID
-	Name    string
-	Status  runledger.ExecutionStatus
-	Counts  Counts
+	ID      uuid.UUID                 `json:"id"` // the batch execution
+	BatchID uuid.UUID                 `json:"batch_id"`
+	Name    string                    `json:"name"`
+	Status  runledger.ExecutionStatus `json:"status"`
+	Counts  Counts                    `json:"counts"`
 }
 
-// compactAfter is the number of status_count rows of a run past which
-// Progress folds them into one row per (batch execution, status).
+// compactAfter is the number of status_count rows of a run past which the
+// roll-up and CompactProgress fold them into one row per (batch execution,
+// status).
 const compactAfter = 512
 
 // Progress returns counts by status for a run and each of its batch
 // executions. It sums the run's status_count rows (kept by the database's
-// triggers) instead of scanning its items, and compacts them when they pile
-// up, so it answers a 1M-item run about as fast as a 10k one.
+// triggers) instead of scanning its items, so it answers a 1M-item run about
+// as fast as a 10k one; the roll-up and CompactProgress keep those rows few,
+// and the sum is right however many there are.
+//
+// It only reads, on the read pool when the database has one (Config.ReadURL),
+// so it works on a standby; the Staleness it then reports was read before the
+// counts, so the counts are at least that fresh.
 func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, error) {
 	p := &Progress{RunID: runID, Counts: Counts{}}
+	q := c.read.SQL()
+	if c.read.ReadOnly() {
+		st, err := db.ReadStaleness(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		p.Staleness = st
+	}
 	var status string
-	err := c.sql.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1`, runID).Scan(&status)
+	err := q.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1`, runID).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("execution: run %s: %w", runID, runledger.ErrNotFound)
 	}
@@ -70,32 +88,27 @@ func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, erro
 		return nil, translate(ctx, err)
 	}
 	p.Status = runledger.ExecutionStatus(status)
-	rows, err := c.sql.QueryContext(ctx, `
-		SELECT be.id, be.batch_id, b.name, be.status, sc.status, coalesce(sc.n, 0), coalesce(sc.rows, 0)
+	rows, err := q.QueryContext(ctx, `
+		SELECT be.id, be.batch_id, b.name, be.status, sc.status, coalesce(sc.n, 0)
 		FROM batch_execution be
 		JOIN batch b ON b.id = be.batch_id
 		LEFT JOIN (
-			SELECT batch_execution_id, status, sum(delta) AS n, count(*) AS rows
+			SELECT batch_execution_id, status, sum(delta) AS n
 			FROM status_count WHERE run_id = $1
 			GROUP BY batch_execution_id, status
 		) sc ON sc.batch_execution_id = be.id
 		WHERE be.run_id = $1
 		ORDER BY b.name, be.id`, runID)
-	if err != nil {
-		return nil, translate(ctx, err)
-	}
-	defer rows.Close()
 	index := map[uuid.UUID]int{}
-	var ledgerRows int64
-	for rows.Next() {
+	err = each(ctx, rows, err, func(rows *sql.Rows) error {
 		var (
 			beID, batchID  uuid.UUID
 			name, beStatus string
 			scStatus       sql.NullString
-			n, countedRows int64
+			n              int64
 		)
-		if err := rows.Scan(&beID, &batchID, &name, &beStatus, &scStatus, &n, &countedRows); err != nil {
-			return nil, translate(ctx, err)
+		if err := rows.Scan(&beID, &batchID, &name, &beStatus, &scStatus, &n); err != nil {
+			return err
 		}
 		i, ok := index[beID]
 		if !ok {
@@ -103,22 +116,51 @@ func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, erro
 			index[beID] = i
 			p.Batches = append(p.Batches, BatchProgress{ID: beID, BatchID: batchID, Name: name, Status: runledger.ExecutionStatus(beStatus), Counts: Counts{}})
 		}
-		ledgerRows += countedRows
 		if scStatus.Valid && n != 0 {
 			st := runledger.ExecutionStatus(scStatus.String)
 			p.Batches[i].Counts[st] += n
 			p.Counts[st] += n
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, translate(ctx, err)
-	}
-	if ledgerRows > compactAfter {
-		if err := c.compact(ctx, runID); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// CompactProgress folds the status_count rows of every run that has more
+// than compactAfter of them into one row per (batch execution, status), so
+// that Progress and the roll-up keep reading few rows. The roll-up already
+// compacts the runs it finishes work in; this catches the rest, and is meant
+// for the elected maintainer on the primary. It does nothing on a standby
+// (pg_is_in_recovery()) or a read-only session. Runs another process is
+// compacting are skipped, not waited for.
+func (c *Client) CompactProgress(ctx context.Context) error {
+	var writable bool
+	err := c.sql.QueryRowContext(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&writable)
+	if err != nil || !writable {
+		return translate(ctx, err)
+	}
+	var crowded []uuid.UUID
+	rows, err := c.sql.QueryContext(ctx, `SELECT run_id FROM status_count GROUP BY run_id HAVING count(*) > $1`, compactAfter)
+	err = each(ctx, rows, err, func(rows *sql.Rows) error {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		crowded = append(crowded, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, run := range crowded {
+		if err := c.compact(ctx, run); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compact folds a run's status_count rows into one per (batch execution,
