@@ -215,4 +215,3 @@ func waitForReplay(t *testing.T, primary, replica *sql.DB) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
