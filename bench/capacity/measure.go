@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/runledger/runledger/execution"
 )
 
@@ -302,4 +301,3 @@ func printTable(w io.Writer, header string, stages []*stage, markdown bool) {
 		fmt.Fprintln(w)
 	}
 }
-
