@@ -99,7 +99,8 @@ func TestReadsOnStandby(t *testing.T) {
 	require.NoError(t, d.Reader().SQL().QueryRowContext(ctx, `SELECT count(*) FROM status_count WHERE run_id = $1`, r.ID).Scan(&ledger))
 	require.Greater(t, ledger, 512, "the ledger on the standby is uncompacted")
 
-	t.Run("Progress", func(t *testing.T) {
+	// Progress: the same counts on both, with the standby's staleness.
+	{
 		want, err := xp.Progress(ctx, r.ID)
 		require.NoError(t, err)
 		require.Nil(t, want.Staleness)
@@ -118,9 +119,10 @@ func TestReadsOnStandby(t *testing.T) {
 		b, err := json.Marshal(got)
 		require.NoError(t, err)
 		require.Contains(t, string(b), `"run_id":"`+r.ID.String()+`"`)
-	})
+	}
 
-	t.Run("graph queries", func(t *testing.T) {
+	// The graph queries of inspect: the same tree on both.
+	{
 		load := func(c *ent.Client) string {
 			got, err := c.Run.Query().Where(run.ID(r.ID)).
 				WithAutomation().
@@ -139,9 +141,10 @@ func TestReadsOnStandby(t *testing.T) {
 		want := load(onPrimary.Client)
 		require.Contains(t, want, "item 7 refuses")
 		require.JSONEq(t, want, load(d.Reader().Client))
-	})
+	}
 
-	t.Run("migrate status", func(t *testing.T) {
+	// migrate status: the same state on both.
+	{
 		dir, err := migrate.Embedded()
 		require.NoError(t, err)
 		want, err := migrate.Status(ctx, d.SQL(), dir)
@@ -153,14 +156,15 @@ func TestReadsOnStandby(t *testing.T) {
 		require.Equal(t, want.Applied, got.Applied)
 		require.Equal(t, want.Dirty, got.Dirty)
 		require.Empty(t, got.Pending)
-	})
+	}
 
-	t.Run("CompactProgress is a no-op on a standby, works on the primary", func(t *testing.T) {
+	// CompactProgress: a no-op on the standby, folds the ledger on the primary.
+	{
 		replica, err := db.OpenReplica(ctx, db.Config{URL: standbyURL})
 		require.NoError(t, err)
-		defer replica.Close()
+		defer func() { _ = replica.Close() }()
 		xr := execution.New(replica, execution.Options{})
-		defer xr.Close()
+		defer func() { _ = xr.Close() }()
 		require.NoError(t, xr.CompactProgress(ctx))
 
 		before, err := xp.Progress(ctx, r.ID)
@@ -174,7 +178,7 @@ func TestReadsOnStandby(t *testing.T) {
 		require.NoError(t, err)
 		got.Staleness = nil
 		require.Equal(t, before, got)
-	})
+	}
 }
 
 // createMigrated creates database name on s, applies the embedded
