@@ -1,15 +1,31 @@
-// Package cli implements the runledger command. Every command writes to the
-// io.Writers and logger it is given, so tests run it like a function.
+// Package cli implements the runledger command on spf13/cobra. Every command
+// writes to the io.Writers and logger of the Env it is given, so tests run it
+// like a function: Execute(ctx, args, env) returns the exit status.
+//
+// Exit status: 0 success, 1 failure, 2 usage error (unknown command or flag,
+// wrong arguments, no database given). An error is printed once, on stderr,
+// prefixed by the command's path.
 package cli
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Exit statuses returned by Execute.
+const (
+	ExitOK      = 0 // the command succeeded
+	ExitFailure = 1 // the command failed
+	ExitUsage   = 2 // the command line was wrong
 )
 
 // Env is what a command may use of its surroundings.
@@ -17,101 +33,217 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
 	Getenv         func(string) string
+	// IsTerminal reports whether w is an interactive terminal (progress bars
+	// are drawn only then). Nil means: w is an *os.File on a terminal.
+	IsTerminal func(w io.Writer) bool
 }
 
-// errUsage marks a command-line mistake: exit status 2.
-var errUsage = errors.New("usage")
-
-type command struct {
-	name, args, help string
-	run              func(ctx context.Context, env Env, args []string) error
-}
-
-func commands() []command {
-	return []command{
-		{"migrate apply", "[--url URL] [--to VERSION] [--dry-run]", "apply pending migrations (one transaction per file, under an advisory lock)", migrateApply},
-		{"migrate status", "[--url URL]", "show the current version, pending files and whether the database is dirty", migrateStatus},
-		{"migrate diff", "NAME [--dev-url URL] [--dir DIR] [--check]", "plan ent/schema changes into a new migration file (--check: fail if anything would be planned)", migrateDiff},
-		{"migrate new", "NAME [--dir DIR]", "create an empty migration file for hand-written SQL", migrateNew},
-		{"migrate hash", "[--dir DIR]", "rewrite atlas.sum after editing a migration file", migrateHash},
-		{"migrate validate", "[--dir DIR]", "check the migration directory against atlas.sum", migrateValidate},
-		{"migrate lint", "[--latest N] [--dev-url URL] [--dir DIR]", "check migration files for destructive and risky changes (Atlas analyzers; docs/lint.md)", migrateLint},
-		{"inspect run", "ID [--url URL]", "print a run as a tree: batches with counts and durations, failed items with their errors and history", inspectRun},
-		{"progress", "ID [--url URL]", "print a run's item counts by status, in all and per batch", progress},
-		{"demo", "[--url URL]", "create a demo database, record a run and print it as a tree", demo},
+// withDefaults fills the optional fields of env.
+func (env Env) withDefaults() Env {
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
 	}
-}
-
-// Run runs the command named by args and returns the process exit status:
-// 0 on success, 1 on failure, 2 on a usage error.
-func Run(ctx context.Context, args []string, env Env) int {
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.NewTextHandler(env.Stderr, nil))
 	}
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(env.Stdout)
-		return 0
+	if env.IsTerminal == nil {
+		env.IsTerminal = isTerminal
 	}
-	for _, c := range commands() {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			err := c.run(ctx, env, args[len(words):])
-			switch {
-			case err == nil:
-				return 0
-			case errors.Is(err, flag.ErrHelp):
-				return 0
-			case errors.Is(err, errUsage):
-				fmt.Fprintf(env.Stderr, "runledger %s: %v\nusage: runledger %s %s\n", c.name, err, c.name, c.args)
-				return 2
-			default:
-				fmt.Fprintf(env.Stderr, "runledger %s: %v\n", c.name, err)
-				return 1
-			}
-		}
-	}
-	fmt.Fprintf(env.Stderr, "runledger: unknown command %q\n\n", strings.Join(args, " "))
-	usage(env.Stderr)
-	return 2
+	return env
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "runledger: the persistence layer for tracking automated work.")
-	fmt.Fprintln(w, "\nCommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  runledger %s %s\n      %s\n", c.name, c.args, c.help)
-	}
-	fmt.Fprintln(w, "\nThe database comes from --url, else DATABASE_URL.")
+// isTerminal reports whether w is a file on a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// newFlags returns a FlagSet that reports errors instead of exiting.
-func newFlags(env Env, name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("runledger "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	return fs
+// UsageError is a command-line mistake: Execute prints it with a pointer to
+// the command's help and returns ExitUsage.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// usageErrorf returns a UsageError with a formatted message.
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// parse parses args, allowing flags after positional arguments, and returns
-// the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+// Execute runs the command named by args and returns the process exit
+// status: ExitOK, ExitFailure or ExitUsage.
+func Execute(ctx context.Context, args []string, env Env) int {
+	env = env.withDefaults()
+	root := NewRoot(env)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
 	}
+	if cmd == nil {
+		cmd = root
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(env.Stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
+		return ExitUsage
+	}
+	fmt.Fprintf(env.Stderr, "%s: %v\n", cmd.CommandPath(), err)
+	return ExitFailure
+}
+
+// NewRoot builds the command tree. Commands print to env's writers; errors
+// are returned, never printed, so Execute prints each one once.
+func NewRoot(env Env) *cobra.Command {
+	env = env.withDefaults()
+	root := &cobra.Command{
+		Use:   "runledger",
+		Short: "The persistence layer for tracking automated work",
+		Long: `runledger migrates, inspects and demonstrates a runledger database.
+
+The database comes from --url, else DATABASE_URL.
+Exit status: 0 success, 1 failure, 2 usage error.`,
+		Version:       Version(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          groupRun,
+		CompletionOptions: cobra.CompletionOptions{
+			DisableDefaultCmd: true,
+		},
+	}
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.AddCommand(
+		newMigrateCmd(env),
+		newInspectCmd(env),
+		newProgressCmd(env),
+		newDemoCmd(env),
+	)
+	return root
+}
+
+func init() {
+	cobra.AddTemplateFunc("leafCommands", leafCommands)
+}
+
+// usageTemplate lists every command below a group by its full path.
+const usageTemplate = `Usage:{{if and .Runnable (not .HasAvailableSubCommands)}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} COMMAND [flags]{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Commands:{{range leafCommands .}}
+  {{rpad .CommandPath 28}} {{.Short}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Run '{{.CommandPath}} COMMAND --help' for a command's arguments and flags.{{end}}
+`
+
+// leafCommands returns the commands below c that do something, in order.
+func leafCommands(c *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, sub := range c.Commands() {
+		if !sub.IsAvailableCommand() {
+			continue
+		}
+		if sub.HasAvailableSubCommands() {
+			out = append(out, leafCommands(sub)...)
+			continue
+		}
+		out = append(out, sub)
+	}
+	return out
+}
+
+// newGroup returns a command that only holds subcommands: alone it prints
+// its help; with an unknown subcommand it is a usage error.
+func newGroup(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
+	}
+}
+
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return &UsageError{Err: errors.New(msg)}
+}
+
+// exactArgs accepts exactly the named positional arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) == len(names) {
+			return nil
+		}
+		if len(names) == 0 {
+			return usageErrorf("unexpected argument %q", strings.Join(args, " "))
+		}
+		return usageErrorf("want %s, got %d argument(s)", strings.Join(names, " "), len(args))
+	}
+}
+
+// Version is the module version and VCS revision of this build, from the
+// build information ("revision unknown" when the build recorded none).
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown) revision unknown"
+	}
+	return versionOf(info)
+}
+
+func versionOf(info *debug.BuildInfo) string {
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	rev, modified, at := "", false, ""
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if rev == "" {
+		return v + " revision unknown"
+	}
+	out := v + " revision " + rev
+	if at != "" {
+		out += " (" + at + ")"
+	}
+	if modified {
+		out += " modified"
+	}
+	return out
 }
 
 // databaseURL returns the --url flag's value or DATABASE_URL.
@@ -122,5 +254,41 @@ func databaseURL(env Env, flagValue string) (string, error) {
 	if v := env.Getenv("DATABASE_URL"); v != "" {
 		return v, nil
 	}
-	return "", fmt.Errorf("%w: no database: set DATABASE_URL or pass --url", errUsage)
+	return "", usageErrorf("no database: set DATABASE_URL or pass --url")
+}
+
+// output is the value of an --output (-o) flag: text or json.
+type output string
+
+// Output formats.
+const (
+	outputText output = "text"
+	outputJSON output = "json"
+)
+
+func (o *output) String() string { return string(*o) }
+
+// Set accepts text or json.
+func (o *output) Set(s string) error {
+	switch output(s) {
+	case outputText, outputJSON:
+		*o = output(s)
+		return nil
+	}
+	return fmt.Errorf("want text or json, got %q", s)
+}
+
+// Type names the flag's value in help.
+func (o *output) Type() string { return "format" }
+
+// addOutputFlag adds -o/--output to cmd.
+func addOutputFlag(cmd *cobra.Command) *output {
+	o := outputText
+	cmd.Flags().VarP(&o, "output", "o", "output format: text or json (docs/cli.md)")
+	return &o
+}
+
+// addURLFlag adds --url to cmd.
+func addURLFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("url", "", "database URL (default $DATABASE_URL)")
 }

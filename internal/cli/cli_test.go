@@ -3,13 +3,18 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/internal/cli"
 	"github.com/runledger/runledger/internal/dbtest"
+	"github.com/runledger/runledger/internal/report"
 )
 
 type result struct {
@@ -19,12 +24,87 @@ type result struct {
 
 func run(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
+	return runOn(t, false, env, args...)
+}
+
+// runOn runs the command with stdout seen as a terminal or not.
+func runOn(t *testing.T, terminal bool, env map[string]string, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code := cli.Run(context.Background(), args, cli.Env{
+	code := cli.Execute(context.Background(), args, cli.Env{
 		Stdout: &out, Stderr: &errOut,
-		Getenv: func(k string) string { return env[k] },
+		Getenv:     func(k string) string { return env[k] },
+		IsTerminal: func(io.Writer) bool { return terminal },
 	})
 	return result{code, out.String(), errOut.String()}
+}
+
+// commandPaths lists every command of the tree as its arguments.
+func commandPaths(c *cobra.Command, prefix []string) [][]string {
+	var out [][]string
+	for _, sub := range c.Commands() {
+		if !sub.IsAvailableCommand() {
+			continue
+		}
+		p := append(append([]string{}, prefix...), sub.Name())
+		out = append(out, p)
+		out = append(out, commandPaths(sub, p)...)
+	}
+	return out
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	t.Parallel()
+	paths := append([][]string{nil}, commandPaths(cli.NewRoot(cli.Env{}), nil)...)
+	require.Greater(t, len(paths), 10)
+	for _, p := range paths {
+		for _, flag := range []string{"--help", "-h"} {
+			r := run(t, nil, append(append([]string{}, p...), flag)...)
+			require.Equal(t, 0, r.code, "%v %s: %s", p, flag, r.stderr)
+			require.Empty(t, r.stderr, "%v %s", p, flag)
+			require.Contains(t, r.stdout, "Usage:\n  runledger", "%v %s", p, flag)
+		}
+		r := run(t, nil, append([]string{"help"}, p...)...)
+		require.Equal(t, 0, r.code, "help %v: %s", p, r.stderr)
+		require.Contains(t, r.stdout, "Usage:", "help %v", p)
+	}
+	r := run(t, nil, "migrate")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, "runledger migrate status")
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--version"}, {"-v"}} {
+		r := run(t, nil, args...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Regexp(t, `^runledger \S+ revision \S+`, r.stdout)
+	}
+}
+
+func TestUsageErrorsPrintedOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "apply", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"migrate", "frob"}, `unknown command "frob"`},
+		{[]string{"migrat"}, `unknown command "migrat" (did you mean "migrate"?)`},
+		{[]string{"migrate", "status", "-o", "yaml"}, `want text or json, got "yaml"`},
+		{[]string{"migrate", "hash", "extra"}, `unexpected argument "extra"`},
+		{[]string{"migrate", "new"}, "want NAME, got 0 argument(s)"},
+		{[]string{"progress"}, "want one run ID"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, nil, tc.args...)
+			require.Equal(t, 2, r.code, r.stderr)
+			require.Equal(t, 1, strings.Count(r.stderr, tc.want), r.stderr)
+			require.Equal(t, 1, strings.Count(r.stderr, "--help' for usage."), r.stderr)
+			require.Empty(t, r.stdout)
+		})
+	}
 }
 
 func TestUsage(t *testing.T) {
@@ -66,6 +146,28 @@ func TestMigrateApplyStatus(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "pending: 0")
 	require.Contains(t, r.stdout, "dirty: no")
+
+	r = run(t, env, "migrate", "status", "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var st report.MigrationStatus
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
+	require.False(t, st.Dirty)
+	require.Empty(t, st.Pending)
+	require.NotEmpty(t, st.Current)
+	require.Positive(t, st.Applied)
+	require.Contains(t, r.stdout, `"pending": []`)
+}
+
+func TestMigrateStatusPendingJSON(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": dbtest.EmptyURL(t)}
+	r := run(t, env, "migrate", "status", "--output=json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var st report.MigrationStatus
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
+	require.Empty(t, st.Current)
+	require.NotEmpty(t, st.Pending)
+	require.Contains(t, st.Pending[0], "_init.sql")
 }
 
 func TestMigrateValidateAndCheck(t *testing.T) {
@@ -80,9 +182,16 @@ func TestMigrateValidateAndCheck(t *testing.T) {
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"DATABASE_URL": dbtest.EmptyURL(t)}
-	for range 2 { // running twice works
-		r := run(t, env, "demo")
+	for i := range 2 { // running twice works; the second time on a terminal
+		terminal := i == 1
+		r := runOn(t, terminal, env, "demo")
 		require.Equal(t, 0, r.code, r.stderr)
+		if terminal {
+			require.Contains(t, r.stdout, "\r[", "a terminal gets a live progress bar")
+		} else {
+			require.NotContains(t, r.stdout, "\r", "a pipe gets no progress frames")
+			require.Equal(t, 1, strings.Count(r.stdout, "200/200"), "a pipe gets one final progress line")
+		}
 		for _, want := range []string{
 			"batch north: 120 items added", "200/200",
 			"rescued 5 item(s) whose lease expired when worker-4 died",
@@ -119,11 +228,56 @@ func TestInspectAndProgress(t *testing.T) {
 	require.Contains(t, r.stdout, "[failed] 200 items: 199 succeeded, 1 failed")
 	require.Contains(t, r.stdout, "batch north [succeeded] 120 items: 120 succeeded")
 
+	r = run(t, env, "progress", id, "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var p report.Progress
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &p), r.stdout)
+	require.Equal(t, id, p.RunID.String())
+	require.Equal(t, runledger.StatusFailed, p.Status)
+	require.Equal(t, int64(200), p.Total)
+	require.Equal(t, int64(200), p.Finished)
+	require.Equal(t, report.Counts{runledger.StatusSucceeded: 199, runledger.StatusFailed: 1}, p.Counts)
+	require.Len(t, p.Batches, 2)
+	require.Equal(t, "north", p.Batches[0].Name)
+	require.Equal(t, int64(120), p.Batches[0].Counts[runledger.StatusSucceeded])
+
+	r = run(t, env, "inspect", "run", "-o", "json", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep report.Run
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	require.Equal(t, id, rep.ID.String())
+	require.True(t, strings.HasPrefix(rep.Automation.Name, "invoice-processing-"))
+	require.True(t, rep.Automation.Active)
+	require.Equal(t, int64(200), rep.Total)
+	require.Len(t, rep.Orchestrations, 1)
+	require.Equal(t, "UNSTABLE", rep.Orchestrations[0].State)
+	require.Len(t, rep.Batches, 2)
+	south := rep.Batches[1]
+	require.Equal(t, "south", south.Batch.Name)
+	require.Equal(t, report.ListedProblems, south.Listed)
+	require.Len(t, south.Items, 1)
+	require.Equal(t, int32(13), south.Items[0].SequenceNumber)
+	require.Equal(t, "invoice total does not match its lines", south.Items[0].Error)
+	require.Len(t, south.Items[0].History, 7)
+	require.Nil(t, south.Items[0].History[0].From)
+
 	r = run(t, env, "progress", "not-a-uuid")
 	require.Equal(t, 2, r.code)
-	r = run(t, env, "inspect", "run", "6f1c3f0e-0000-4000-8000-000000000000")
-	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "not found")
+	missing := "6f1c3f0e-0000-4000-8000-000000000000"
+	for _, tc := range []struct {
+		path string
+		args []string
+	}{
+		{"inspect run", []string{"inspect", "run", missing}},
+		{"inspect run", []string{"inspect", "run", missing, "-o", "json"}},
+		{"progress", []string{"progress", missing}},
+		{"progress", []string{"progress", missing, "-o", "json"}},
+	} {
+		r = run(t, env, tc.args...)
+		require.Equal(t, 1, r.code, tc.args)
+		require.Equal(t, "runledger "+tc.path+": run "+missing+" not found\n", r.stderr, "one wording for a missing run")
+		require.Empty(t, r.stdout)
+	}
 }
 
 func TestBadURLNeverPrintsPassword(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+	"github.com/spf13/cobra"
 
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/db"
@@ -37,13 +38,19 @@ const (
 	demoDeadLease = 300 * time.Millisecond
 )
 
-func demo(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "demo")
-	url := fs.String("url", "", "database URL (default $DATABASE_URL, else a local database "+DemoDatabase+")")
-	if _, err := parse(fs, args); err != nil {
-		return err
+func newDemoCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Create a demo database, record a run and print it as a tree",
+		Args:  exactArgs(),
 	}
-	u := *url
+	url := cmd.Flags().String("url", "", "database URL (default $DATABASE_URL, else a local database "+DemoDatabase+")")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return demo(cmd.Context(), env, *url) }
+	return cmd
+}
+
+func demo(ctx context.Context, env Env, url string) error {
+	u := url
 	if u == "" {
 		u = env.Getenv("DATABASE_URL")
 	}
@@ -57,7 +64,11 @@ func demo(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	fmt.Fprintf(env.Stdout, "database %s\n", pgurl.Describe(u))
-	if err := applyTo(ctx, env, u, migrate.ApplyOptions{}); err != nil {
+	dir, err := migrate.Embedded()
+	if err != nil {
+		return err
+	}
+	if err := applyTo(ctx, env, u, dir, migrate.ApplyOptions{}); err != nil {
 		return err
 	}
 	d, err := db.Open(ctx, db.Config{URL: u, PoolSize: demoWorkers + 2})
@@ -322,7 +333,10 @@ func (s *scenario) worker(ctx context.Context, n int) error {
 }
 
 // progressBar redraws the run's progress until every item is finished.
+// On a terminal it redraws one line in place; otherwise it writes only the
+// final state, as one line.
 func (s *scenario) progressBar(ctx context.Context, runID uuid.UUID, total int) error {
+	live := s.env.IsTerminal(s.env.Stdout)
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -330,28 +344,38 @@ func (s *scenario) progressBar(ctx context.Context, runID uuid.UUID, total int) 
 		if err != nil {
 			return err
 		}
-		drawBar(s.env.Stdout, p.Counts, total)
-		if p.Counts.Finished() >= int64(total) {
+		finished := p.Counts.Finished() >= int64(total)
+		if live || finished {
+			drawBar(s.env.Stdout, p.Counts, total, live)
+		}
+		if finished {
 			fmt.Fprintln(s.env.Stdout)
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(s.env.Stdout)
+			if live {
+				fmt.Fprintln(s.env.Stdout)
+			}
 			return ctx.Err()
 		case <-t.C:
 		}
 	}
 }
 
-func drawBar(w io.Writer, c execution.Counts, total int) {
+// drawBar writes the bar; live starts it with a carriage return so the next
+// one overwrites it.
+func drawBar(w io.Writer, c execution.Counts, total int, live bool) {
 	const width = 30
 	done := int(c.Finished())
 	filled := 0
 	if total > 0 {
 		filled = done * width / total
 	}
-	fmt.Fprintf(w, "\r[%s%s] %3d/%d  succeeded %d  running %d  retrying %d  failed %d ",
+	if live {
+		fmt.Fprint(w, "\r")
+	}
+	fmt.Fprintf(w, "[%s%s] %3d/%d  succeeded %d  running %d  retrying %d  failed %d ",
 		strings.Repeat("█", filled), strings.Repeat("░", width-filled), done, total,
 		c[runledger.StatusSucceeded], c[runledger.StatusRunning], c[runledger.StatusRetrying], c[runledger.StatusFailed])
 }

@@ -1,18 +1,17 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
 
-	amigrate "ariga.io/atlas/sql/migrate"
+	"github.com/spf13/cobra"
 
 	"github.com/runledger/runledger/migrate"
 )
 
-// migrateLint runs Atlas's analyzers on the migration files. It prints one
-// line per finding,
+// newMigrateLintCmd runs Atlas's analyzers on the migration files. It prints
+// one line per finding,
 //
 //	FILE:POS CODE SEVERITY message
 //
@@ -24,39 +23,34 @@ import (
 //
 // and a summary line ends the output. It fails (exit 1) when an error-level
 // finding remains.
-func migrateLint(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate lint")
-	latest := fs.Int("latest", 0, "analyze only the last N files (the earlier ones are replayed); 0 analyzes all")
-	devURL := fs.String("dev-url", "", "server for the temporary dev database (default the local server)")
-	dirPath := fs.String("dir", "", "migration directory (default the migrations compiled into this binary)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func newMigrateLintCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lint",
+		Short: "Check migration files for destructive and risky changes (Atlas analyzers; docs/lint.md)",
+		Args:  exactArgs(),
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: lint takes no arguments, got %q", errUsage, strings.Join(pos, " "))
+	latest := cmd.Flags().Int("latest", 0, "analyze only the last N files (the earlier ones are replayed); 0 analyzes all")
+	devURL := cmd.Flags().String("dev-url", "", "server for the temporary dev database (default the local server)")
+	dirPath := addAuthoringDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *latest < 0 {
+			return usageErrorf("--latest must be 0 or more")
+		}
+		dir, err := localDir(*dirPath)
+		if err != nil {
+			return err
+		}
+		rep, err := migrate.Lint(cmd.Context(), dir, migrate.LintOptions{DevURL: *devURL, Latest: *latest})
+		if err != nil {
+			return err
+		}
+		printLint(env.Stdout, rep)
+		if rep.Failed() {
+			return fmt.Errorf("%s: fix the migration or, once reviewed, put '-- lint:ignore CODE reason' right above the statement (docs/lint.md)", plural(rep.Errors(), "error-level finding"))
+		}
+		return nil
 	}
-	if *latest < 0 {
-		return fmt.Errorf("%w: --latest must be 0 or more", errUsage)
-	}
-	var dir amigrate.Dir
-	if *dirPath == "" {
-		dir, err = migrate.Embedded()
-	} else {
-		dir, err = migrate.Local(*dirPath)
-	}
-	if err != nil {
-		return err
-	}
-	rep, err := migrate.Lint(ctx, dir, migrate.LintOptions{DevURL: *devURL, Latest: *latest})
-	if err != nil {
-		return err
-	}
-	printLint(env.Stdout, rep)
-	if rep.Failed() {
-		return fmt.Errorf("%s: fix the migration or, once reviewed, put '-- lint:ignore CODE reason' right above the statement (docs/lint.md)", plural(rep.Errors(), "error-level finding"))
-	}
-	return nil
+	return cmd
 }
 
 func printLint(w io.Writer, rep *migrate.LintReport) {

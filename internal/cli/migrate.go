@@ -9,8 +9,10 @@ import (
 
 	amigrate "ariga.io/atlas/sql/migrate"
 	_ "github.com/lib/pq" // the postgres driver
+	"github.com/spf13/cobra"
 
 	"github.com/runledger/runledger/internal/pgurl"
+	"github.com/runledger/runledger/internal/report"
 	"github.com/runledger/runledger/migrate"
 )
 
@@ -46,33 +48,76 @@ func firstLine(s string) string {
 	return s
 }
 
-func migrateApply(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate apply")
-	url := fs.String("url", "", "database URL (default $DATABASE_URL)")
-	to := fs.String("to", "", "apply up to and including this version")
-	dry := fs.Bool("dry-run", false, "print what would run, change nothing")
-	if _, err := parse(fs, args); err != nil {
-		return err
+func newMigrateCmd(env Env) *cobra.Command {
+	g := newGroup("migrate", "Apply, inspect and author migrations")
+	g.Long = `Apply, inspect and author migrations.
+
+apply and status use the migrations compiled into this binary (what a deployed
+binary has) unless --dir names a directory. The authoring commands (new, hash,
+validate, diff, lint) work on migrate/migrations of the module around the
+working directory unless --dir names another.`
+	g.AddCommand(
+		newMigrateApplyCmd(env),
+		newMigrateStatusCmd(env),
+		newMigrateDiffCmd(env),
+		newMigrateNewCmd(env),
+		newDirOnlyCmd("hash", "Rewrite atlas.sum after editing a migration file", "atlas.sum rewritten", migrate.Hash),
+		newDirOnlyCmd("validate", "Check the migration directory against atlas.sum", "migration directory is valid", migrate.Validate),
+		newMigrateLintCmd(env),
+	)
+	return g
+}
+
+// addDeployedDirFlag adds --dir to apply and status.
+func addDeployedDirFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("dir", "", "migration directory (default the migrations compiled into this binary)")
+}
+
+// addAuthoringDirFlag adds --dir to the authoring commands.
+func addAuthoringDirFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("dir", "", "migration directory (default migrate/migrations of the module around the working directory)")
+}
+
+// deployedDir opens path, or the embedded migrations when path is empty.
+func deployedDir(path string) (amigrate.Dir, error) {
+	if path == "" {
+		return migrate.Embedded()
 	}
-	u, err := databaseURL(env, *url)
-	if err != nil {
-		return err
+	return migrate.Local(path)
+}
+
+func newMigrateApplyCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Apply pending migrations (one transaction per file, under an advisory lock)",
+		Args:  exactArgs(),
 	}
-	return applyTo(ctx, env, u, migrate.ApplyOptions{ToVersion: *to, DryRun: *dry})
+	url := addURLFlag(cmd)
+	dirPath := addDeployedDirFlag(cmd)
+	to := cmd.Flags().String("to", "", "apply up to and including this version")
+	dry := cmd.Flags().Bool("dry-run", false, "print what would run, change nothing")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		u, err := databaseURL(env, *url)
+		if err != nil {
+			return err
+		}
+		dir, err := deployedDir(*dirPath)
+		if err != nil {
+			return err
+		}
+		return applyTo(cmd.Context(), env, u, dir, migrate.ApplyOptions{ToVersion: *to, DryRun: *dry})
+	}
+	return cmd
 }
 
 // applyTo applies the embedded migrations to the database at url, printing
 // one line per file.
-func applyTo(ctx context.Context, env Env, url string, opts migrate.ApplyOptions) error {
+func applyTo(ctx context.Context, env Env, url string, dir amigrate.Dir, opts migrate.ApplyOptions) error {
 	d, err := openSQL(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	dir, err := migrate.Embedded()
-	if err != nil {
-		return err
-	}
 	verb := "applied"
 	if opts.DryRun {
 		verb = "would apply"
@@ -99,39 +144,50 @@ func orNone(v string) string {
 	return v
 }
 
-func migrateStatus(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate status")
-	url := fs.String("url", "", "database URL (default $DATABASE_URL)")
-	if _, err := parse(fs, args); err != nil {
-		return err
+func newMigrateStatusCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the current version, pending files and whether the database is dirty",
+		Args:  exactArgs(),
 	}
-	u, err := databaseURL(env, *url)
-	if err != nil {
-		return err
+	url := addURLFlag(cmd)
+	dirPath := addDeployedDirFlag(cmd)
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		u, err := databaseURL(env, *url)
+		if err != nil {
+			return err
+		}
+		dir, err := deployedDir(*dirPath)
+		if err != nil {
+			return err
+		}
+		d, err := openSQL(ctx, u)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		st, err := migrate.Status(ctx, d, dir)
+		if err != nil {
+			return err
+		}
+		rep := report.NewMigrationStatus(pgurl.Describe(u), st)
+		if *out == outputJSON {
+			return writeJSON(env.Stdout, rep)
+		}
+		fmt.Fprintf(env.Stdout, "database: %s\ncurrent version: %s (%d applied)\npending: %d\n", rep.Database, orNone(rep.Current), rep.Applied, len(rep.Pending))
+		for _, f := range rep.Pending {
+			fmt.Fprintf(env.Stdout, "  %s\n", f)
+		}
+		if rep.Dirty {
+			fmt.Fprintf(env.Stdout, "dirty: yes (%s)\n", rep.DirtyReason)
+		} else {
+			fmt.Fprintln(env.Stdout, "dirty: no")
+		}
+		return nil
 	}
-	d, err := openSQL(ctx, u)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	dir, err := migrate.Embedded()
-	if err != nil {
-		return err
-	}
-	st, err := migrate.Status(ctx, d, dir)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "database: %s\ncurrent version: %s (%d applied)\npending: %d\n", pgurl.Describe(u), orNone(st.Current), st.Applied, len(st.Pending))
-	for _, f := range st.Pending {
-		fmt.Fprintf(env.Stdout, "  %s\n", f.Name())
-	}
-	if st.Dirty {
-		fmt.Fprintf(env.Stdout, "dirty: yes (%s)\n", st.Reason)
-	} else {
-		fmt.Fprintln(env.Stdout, "dirty: no")
-	}
-	return nil
+	return cmd
 }
 
 // localDir opens --dir, or migrate/migrations of the enclosing module.
@@ -145,98 +201,87 @@ func localDir(path string) (*amigrate.LocalDir, error) {
 	return migrate.Local(path)
 }
 
-func migrateDiff(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate diff")
-	devURL := fs.String("dev-url", "", "server for the temporary dev database (default the local server)")
-	dirPath := fs.String("dir", "", "migration directory (default migrate/migrations of this module)")
-	check := fs.Bool("check", false, "write nothing; fail when anything would be planned")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func newMigrateDiffCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "diff NAME | diff --check",
+		Short: "Plan ent/schema changes into a new migration file (--check: fail if anything would be planned)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if check, _ := cmd.Flags().GetBool("check"); check {
+				if len(args) > 0 {
+					return usageErrorf("--check takes no NAME")
+				}
+				return nil
+			}
+			return exactArgs("NAME")(cmd, args)
+		},
 	}
-	dir, err := localDir(*dirPath)
-	if err != nil {
-		return err
-	}
-	if *check {
-		if len(pos) > 0 {
-			return fmt.Errorf("%w: --check takes no NAME", errUsage)
-		}
-		if err := migrate.Check(ctx, dir, migrate.DiffOptions{DevURL: *devURL}); err != nil {
+	devURL := cmd.Flags().String("dev-url", "", "server for the temporary dev database (default the local server)")
+	dirPath := addAuthoringDirFlag(cmd)
+	check := cmd.Flags().Bool("check", false, "write nothing; fail when anything would be planned")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		dir, err := localDir(*dirPath)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, "migrations are in sync with ent/schema")
+		if *check {
+			if err := migrate.Check(ctx, dir, migrate.DiffOptions{DevURL: *devURL}); err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, "migrations are in sync with ent/schema")
+			return nil
+		}
+		name, err := migrate.Diff(ctx, dir, args[0], migrate.DiffOptions{DevURL: *devURL})
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			fmt.Fprintln(env.Stdout, "no changes: ent/schema matches the migration directory")
+			return nil
+		}
+		fmt.Fprintf(env.Stdout, "wrote %s and atlas.sum: review it, then run 'runledger migrate apply'\n", name)
 		return nil
 	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: diff takes one NAME", errUsage)
+	return cmd
+}
+
+func newMigrateNewCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "new NAME",
+		Short: "Create an empty migration file for hand-written SQL",
+		Args:  exactArgs("NAME"),
 	}
-	name, err := migrate.Diff(ctx, dir, pos[0], migrate.DiffOptions{DevURL: *devURL})
-	if err != nil {
-		return err
-	}
-	if name == "" {
-		fmt.Fprintln(env.Stdout, "no changes: ent/schema matches the migration directory")
+	dirPath := addAuthoringDirFlag(cmd)
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		dir, err := localDir(*dirPath)
+		if err != nil {
+			return err
+		}
+		name, err := migrate.New(dir, args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "wrote %s: write the SQL, then run 'runledger migrate hash'\n", name)
 		return nil
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s and atlas.sum: review it, then run 'runledger migrate apply'\n", name)
-	return nil
+	return cmd
 }
 
-func migrateNew(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate new")
-	dirPath := fs.String("dir", "", "migration directory (default migrate/migrations of this module)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// newDirOnlyCmd is a command that runs fn on the migration directory of
+// --dir (or the module's) and prints done.
+func newDirOnlyCmd(name, short, done string, fn func(amigrate.Dir) error) *cobra.Command {
+	cmd := &cobra.Command{Use: name, Short: short, Args: exactArgs()}
+	dirPath := addAuthoringDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		dir, err := localDir(*dirPath)
+		if err != nil {
+			return err
+		}
+		if err := fn(dir); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), done)
+		return nil
 	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: new takes one NAME", errUsage)
-	}
-	dir, err := localDir(*dirPath)
-	if err != nil {
-		return err
-	}
-	name, err := migrate.New(dir, pos[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "wrote %s: write the SQL, then run 'runledger migrate hash'\n", name)
-	return nil
-}
-
-// dirOnly runs fn on the migration directory of --dir (or this module's),
-// for the commands that take nothing else.
-func dirOnly(env Env, name string, args []string, fn func(*amigrate.LocalDir) (string, error)) error {
-	fs := newFlags(env, name)
-	dirPath := fs.String("dir", "", "migration directory (default migrate/migrations of this module)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
-	}
-	dir, err := localDir(*dirPath)
-	if err != nil {
-		return err
-	}
-	msg, err := fn(dir)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(env.Stdout, msg)
-	return nil
-}
-
-func migrateHash(_ context.Context, env Env, args []string) error {
-	return dirOnly(env, "migrate hash", args, func(dir *amigrate.LocalDir) (string, error) {
-		return "atlas.sum rewritten", migrate.Hash(dir)
-	})
-}
-
-func migrateValidate(_ context.Context, env Env, args []string) error {
-	return dirOnly(env, "migrate validate", args, func(dir *amigrate.LocalDir) (string, error) {
-		return "migration directory is valid", migrate.Validate(dir)
-	})
+	return cmd
 }
