@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/runledger/runledger"
+	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/ent"
 	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/ent/itemstatehistory"
@@ -84,6 +85,8 @@ type Progress struct {
 	Finished int64                     `json:"finished"` // items in a terminal status
 	Counts   Counts                    `json:"counts"`
 	Batches  []BatchProgress           `json:"batches"` // by batch name
+	// Staleness is set when the counts were read from a standby.
+	Staleness *db.Staleness `json:"staleness,omitempty"`
 }
 
 // BatchProgress is one batch execution's counts.
@@ -99,7 +102,7 @@ type BatchProgress struct {
 
 // NewProgress builds a Progress from execution.Progress.
 func NewProgress(p *execution.Progress) Progress {
-	out := Progress{RunID: p.RunID, Status: p.Status, Total: p.Counts.Total(), Finished: p.Counts.Finished(), Counts: countsOf(p.Counts), Batches: []BatchProgress{}}
+	out := Progress{RunID: p.RunID, Status: p.Status, Total: p.Counts.Total(), Finished: p.Counts.Finished(), Counts: countsOf(p.Counts), Batches: []BatchProgress{}, Staleness: p.Staleness}
 	for _, b := range p.Batches {
 		out.Batches = append(out.Batches, BatchProgress{ID: b.ID, BatchID: b.BatchID, Name: b.Name, Status: b.Status, Total: b.Counts.Total(), Finished: b.Counts.Finished(), Counts: countsOf(b.Counts)})
 	}
