@@ -24,9 +24,43 @@ var (
 	// ErrInvalid: a value was refused (check, not-null, bad input, schema
 	// validation). See InvalidError.
 	ErrInvalid = errors.New("runledger: invalid")
-	// ErrUnavailable: the database could not be reached or went away.
-	ErrUnavailable = errors.New("runledger: database unavailable")
+	// ErrUnavailable: the database could not be reached, or the connection
+	// was lost. When it was lost after a statement was sent, the outcome is
+	// unknown: the change may or may not have committed. Retrying the same
+	// call is safe (the execution API's reports are idempotent, see package
+	// execution). Every ErrUnavailable also matches ErrTransient.
+	ErrUnavailable error = &sentinel{msg: "runledger: database unavailable", also: []error{ErrTransient}}
+	// ErrTransient: the call failed for a reason that goes away by itself;
+	// retry the call (after a short backoff). Nothing was applied, unless the
+	// error is also ErrUnavailable (outcome unknown, still safe to retry).
+	// Lock timeouts (55P03), serialization failures (40001), deadlocks
+	// (40P01), statement timeouts (57014 while the caller's context is live),
+	// connection loss and unknown outcomes match it.
+	ErrTransient = errors.New("runledger: transient failure, retry the call")
+	// ErrLeaseLost: the worker no longer holds the item (another worker or
+	// Rescue took it over, or it finished otherwise). Retrying is pointless:
+	// drop the item. See execution.LeaseLostError.
+	ErrLeaseLost = errors.New("runledger: lease lost")
 )
+
+// sentinel is a sentinel error that also matches other sentinels: a more
+// specific condition that belongs to a broader class.
+type sentinel struct {
+	msg  string
+	also []error
+}
+
+func (s *sentinel) Error() string { return s.msg }
+
+// Is makes errors.Is match the broader sentinels too.
+func (s *sentinel) Is(target error) bool {
+	for _, e := range s.also {
+		if target == e {
+			return true
+		}
+	}
+	return false
+}
 
 // ConflictError reports a unique-constraint violation.
 type ConflictError struct {

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
@@ -29,6 +31,10 @@ type Options struct {
 	// JenkinsUnstableFails maps Jenkins' UNSTABLE result to failed instead
 	// of succeeded.
 	JenkinsUnstableFails bool
+	// Logger receives what cannot be returned: a roll-up that failed after
+	// the change it follows committed (Rescue's sweep finishes it). Default:
+	// discard.
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -43,6 +49,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DefaultMaxAttempts <= 0 {
 		o.DefaultMaxAttempts = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -112,18 +121,26 @@ func (c *Client) exec(ctx context.Context, query string, args ...any) (sql.Resul
 	return s.ExecContext(ctx, args...)
 }
 
-// StaleWorkerError reports items a worker tried to report on (or extend)
-// without holding an unexpired lease on them: another worker took them, the
-// lease ran out and Rescue took them back, or they are no longer running.
-// Those items were left untouched; the others in the call were applied.
-type StaleWorkerError struct {
+// LeaseLostError reports items a worker tried to report on (or extend)
+// without holding them: another worker claimed them, or their lease ran out
+// and Rescue took them back, or they finished otherwise. Those items were left
+// untouched; the others in the call were applied (and are in the Report).
+// It matches runledger.ErrLeaseLost: the worker should drop these items, as
+// retrying cannot succeed. (A report that repeats one already applied for
+// the same attempt is not lost: it is listed in Report.Replayed.)
+type LeaseLostError struct {
 	Worker string
 	IDs    []uuid.UUID
 }
 
+// StaleWorkerError is the former name of LeaseLostError.
+//
+// Deprecated: use LeaseLostError; it no longer matches runledger.ErrStale.
+type StaleWorkerError = LeaseLostError
+
 // Error implements error.
-func (e *StaleWorkerError) Error() string {
-	ids := make([]string, 0, min(len(e.IDs), 5))
+func (e *LeaseLostError) Error() string {
+	ids := make([]string, 0, min(len(e.IDs), 6))
 	for i, id := range e.IDs {
 		if i == 5 {
 			ids = append(ids, "...")
@@ -131,11 +148,11 @@ func (e *StaleWorkerError) Error() string {
 		}
 		ids = append(ids, id.String())
 	}
-	return fmt.Sprintf("execution: worker %q does not hold a live lease on %d item(s): %s", e.Worker, len(e.IDs), strings.Join(ids, ", "))
+	return fmt.Sprintf("execution: worker %q lost the lease on %d item(s): %s", e.Worker, len(e.IDs), strings.Join(ids, ", "))
 }
 
-// Is makes errors.Is(err, runledger.ErrStale) true.
-func (e *StaleWorkerError) Is(target error) bool { return target == runledger.ErrStale }
+// Is makes errors.Is(err, runledger.ErrLeaseLost) true.
+func (e *LeaseLostError) Is(target error) bool { return target == runledger.ErrLeaseLost }
 
 // tx runs fn in a transaction on the pool, translating errors once.
 func (c *Client) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
@@ -181,7 +198,7 @@ func uuidArray(ids []uuid.UUID) any {
 }
 
 func validWorker(worker string) error {
-	if worker == "" || len(worker) > 100 {
+	if worker == "" || utf8.RuneCountInString(worker) > 100 || !utf8.ValidString(worker) {
 		return &runledger.InvalidError{Field: "worker", Reason: "a worker name of 1 to 100 characters is required"}
 	}
 	return nil

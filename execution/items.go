@@ -78,8 +78,10 @@ func (c *Client) AddItems(ctx context.Context, batchID uuid.UUID, items iter.Seq
 				if err := schema.ValidateRawFunc(subject, it.Payload); err != nil {
 					return err
 				}
-				if schema == nil && !json.Valid(it.Payload) {
-					return &runledger.InvalidError{Field: subject(), Reason: "payload is not valid JSON"}
+				if schema == nil {
+					if err := payload.CheckRaw(subject, it.Payload); err != nil {
+						return err
+					}
 				}
 				p = string(it.Payload)
 			} else if schema != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runledger/runledger"
@@ -24,17 +25,19 @@ func TestRescueAndStaleWorker(t *testing.T) {
 	run, err := b.exec.StartRun(ctx, b.auto.ID, execution.StartOptions{MaxAttempts: 2})
 	require.NoError(t, err)
 
-	got, err := b.exec.Claim(ctx, "doomed", 2, 50*time.Millisecond)
+	got, err := b.exec.Claim(ctx, "doomed", 2, execution.MinLease)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	// Another worker cannot report on them.
 	_, err = b.exec.Complete(ctx, "intruder", []execution.Result{{ID: got[0].ID}})
-	var swe *execution.StaleWorkerError
+	var swe *execution.LeaseLostError
 	require.ErrorAs(t, err, &swe)
-	require.ErrorIs(t, err, runledger.ErrStale)
+	require.ErrorIs(t, err, runledger.ErrLeaseLost)
+	require.NotErrorIs(t, err, runledger.ErrStale, "lease lost is not a retryable conflict")
+	require.NotErrorIs(t, err, runledger.ErrTransient)
 	require.Equal(t, []uuid.UUID{got[0].ID}, swe.IDs)
 
-	time.Sleep(80 * time.Millisecond) // the worker dies: its lease runs out
+	expireLeases(t, b, got[0].ID, got[1].ID) // the worker dies: its lease runs out
 	res, err := b.exec.Rescue(ctx)
 	require.NoError(t, err)
 	require.Equal(t, execution.RescueResult{Retrying: 2}, res)
@@ -52,10 +55,10 @@ func TestRescueAndStaleWorker(t *testing.T) {
 
 	// Second and last attempt dies too: timed_out, and the run rolls up.
 	time.Sleep(5 * time.Millisecond)
-	got, err = b.exec.Claim(ctx, "doomed-again", 2, 20*time.Millisecond)
+	got, err = b.exec.Claim(ctx, "doomed-again", 2, execution.MinLease)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
-	time.Sleep(40 * time.Millisecond)
+	expireLeases(t, b, got[0].ID, got[1].ID)
 	res, err = b.exec.Rescue(ctx)
 	require.NoError(t, err)
 	require.Equal(t, execution.RescueResult{TimedOut: 2}, res)
@@ -71,12 +74,14 @@ func TestHeartbeatKeepsLease(t *testing.T) {
 	b := setup(t, execution.Options{}, 1)
 	_, err := b.exec.StartRun(ctx, b.auto.ID, execution.StartOptions{})
 	require.NoError(t, err)
-	got, err := b.exec.Claim(ctx, "w", 1, 300*time.Millisecond)
+	got, err := b.exec.Claim(ctx, "w", 1, execution.MinLease)
 	require.NoError(t, err)
 	cancelled, err := b.exec.Heartbeat(ctx, "w", []uuid.UUID{got[0].ID}, time.Minute)
 	require.NoError(t, err)
 	require.Empty(t, cancelled)
-	time.Sleep(400 * time.Millisecond) // past the first lease, within the extended one
+	var left time.Duration
+	require.NoError(t, b.db.SQL().QueryRowContext(ctx, `SELECT (extract(epoch FROM lease_expires_at - now()) * 1e9)::bigint FROM item_execution WHERE id = $1`, got[0].ID).Scan(&left))
+	require.Greater(t, left, 50*time.Second, "the lease was extended to a minute")
 	res, err := b.exec.Rescue(ctx)
 	require.NoError(t, err)
 	require.Zero(t, res, "a heartbeating worker keeps its item")
@@ -168,8 +173,12 @@ func TestCancelDuringWork(t *testing.T) {
 	n, err := b.db.ItemExecution.Query().Where(itemexecution.RunID(run.ID), itemexecution.StatusEQ(runledger.StatusCancelled)).Count(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 5, n)
-	_, err = b.exec.CancelRun(ctx, run.ID, "again")
-	require.ErrorIs(t, err, runledger.ErrIllegalTransition)
+	again, err := b.exec.CancelRun(ctx, run.ID, "again")
+	require.NoError(t, err, "cancelling twice is not an error")
+	require.Equal(t, execution.CancelResult{AlreadyCancelled: true}, again)
+	r, err = b.db.Run.Get(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, "wrong input file", *r.CancellationReason, "the first reason stands")
 	_, err = b.exec.CancelRun(ctx, uuid.New(), "nothing")
 	require.ErrorIs(t, err, runledger.ErrNotFound)
 }
@@ -353,4 +362,16 @@ func TestRollupSurvivesCallerCancel(t *testing.T) {
 	r, err := b.db.Run.Get(context.Background(), run.ID)
 	require.NoError(t, err)
 	require.Equal(t, runledger.StatusSucceeded, r.Status)
+}
+
+// expireLeases ends the leases of ids now, as if their worker had stopped
+// reporting for longer than its lease: no status change, so no history row.
+func expireLeases(t *testing.T, b *bundle, ids ...uuid.UUID) {
+	t.Helper()
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+	}
+	_, err := b.db.SQL().Exec(`UPDATE item_execution SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1::uuid[])`, pq.Array(strs))
+	require.NoError(t, err)
 }

@@ -114,9 +114,9 @@ func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error 
 	defer cancel()
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		// A deadlock or serialization failure (ErrStale) is retried: the
-		// statements are idempotent.
-		if err = c.rollupOnce(ctx, batchExecutions); !errors.Is(err, runledger.ErrStale) {
+		// A deadlock, serialization failure or lost connection
+		// (ErrTransient) is retried: the statements are idempotent.
+		if err = c.rollupOnce(ctx, batchExecutions); !errors.Is(err, runledger.ErrTransient) {
 			return err
 		}
 	}

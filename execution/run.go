@@ -27,9 +27,10 @@ type StartOptions struct {
 
 // StartRun creates a run of an active automation with one queued batch
 // execution per batch and one queued item execution per active item, in one
-// transaction and three set-based statements (INSERT ... SELECT), whatever
-// the number of items. The database records each item execution's first
-// history row.
+// transaction and set-based statements (INSERT ... SELECT), whatever the
+// number of items. The database records each item execution's first history
+// row. Batch executions without items are succeeded at once, and so is a run
+// without items (an automation with no batches, or only empty ones).
 func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts StartOptions) (*ent.Run, error) {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = c.opts.DefaultMaxAttempts
@@ -80,17 +81,30 @@ func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts Star
 		if len(opts.Batches) > 0 && len(bes) != len(opts.Batches) {
 			return &runledger.InvalidError{Field: "Batches", Reason: fmt.Sprintf("%d of %d batches are not active batches of automation %s", len(opts.Batches)-len(bes), len(opts.Batches), automationID)}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO item_execution (run_id, batch_execution_id, item_id, status, max_attempts, priority, created_by, updated_by)
+		r, err := tx.ExecContext(ctx, `INSERT INTO item_execution (run_id, batch_execution_id, item_id, status, max_attempts, priority, created_by, updated_by)
 			SELECT $1, be.id, i.id, 'queued', $2, $3, $4, $4
 			FROM batch_execution be JOIN item i ON i.batch_id = be.batch_id
 			WHERE be.run_id = $1 AND i.is_active`, runID, opts.MaxAttempts, opts.Priority, actor)
+		if err != nil {
+			return err
+		}
+		items, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		// Batch executions without items are finished at once, and so is a
+		// run without items (no batches, or only empty ones): succeeded,
+		// with zero counts, in this transaction.
+		if _, err := tx.ExecContext(ctx, `UPDATE batch_execution be SET status = 'succeeded', started_at = now(), finished_at = now(), updated_by = 'runledger'
+			WHERE be.run_id = $1 AND NOT EXISTS (SELECT 1 FROM item_execution ie WHERE ie.batch_execution_id = be.id)`, runID); err != nil {
+			return err
+		}
+		if items == 0 {
+			_, err = tx.ExecContext(ctx, `UPDATE run SET status = 'succeeded', started_at = now(), finished_at = now(), updated_by = 'runledger' WHERE id = $1`, runID)
+		}
 		return err
 	})
 	if err != nil {
-		return nil, err
-	}
-	// Batches without items are done at once.
-	if err := c.rollup(ctx, bes); err != nil {
 		return nil, err
 	}
 	return c.db.Run.Get(ctx, runID)
@@ -100,28 +114,40 @@ func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts Star
 type CancelResult struct {
 	Cancelled int64 // items cancelled at once (not running)
 	Flagged   int64 // running items flagged: cancelled at their worker's next report
+	// AlreadyCancelled: an earlier CancelRun cancelled the run. Nothing was
+	// changed and its reason stands.
+	AlreadyCancelled bool
 }
 
 // CancelRun cancels a run: its unfinished items that are not running are
 // cancelled at once, running ones are flagged (Heartbeat tells their worker)
 // and cancelled when their worker next reports, and the run records reason.
-// The run becomes cancelled when its last item finishes. Cancelling a run
-// that already finished is an *runledger.TransitionError.
+// The run becomes cancelled when its last item finishes. Cancelling it again
+// changes nothing (the first reason stands) and says so in
+// CancelResult.AlreadyCancelled. Cancelling a run that finished otherwise is
+// an *runledger.TransitionError.
 func (c *Client) CancelRun(ctx context.Context, runID uuid.UUID, reason string) (CancelResult, error) {
 	var res CancelResult
 	actor := nullString(actorOf(ctx))
 	var bes []uuid.UUID
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		var status string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM run WHERE id = $1 FOR NO KEY UPDATE`, runID).Scan(&status)
+		var (
+			status    runledger.ExecutionStatus
+			cancelled bool
+		)
+		err := tx.QueryRowContext(ctx, `SELECT status, cancellation_reason IS NOT NULL FROM run WHERE id = $1 FOR NO KEY UPDATE`, runID).Scan(&status, &cancelled)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("execution: run %s: %w", runID, runledger.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		if runledger.ExecutionStatus(status).Terminal() {
-			return &runledger.TransitionError{Table: "run", From: runledger.ExecutionStatus(status), To: runledger.StatusCancelled}
+		if cancelled || status == runledger.StatusCancelled {
+			res.AlreadyCancelled = true
+			return nil
+		}
+		if status.Terminal() {
+			return &runledger.TransitionError{Table: "run", From: status, To: runledger.StatusCancelled}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE run SET cancellation_reason = $2, updated_by = $3 WHERE id = $1`, runID, reason, actor); err != nil {
 			return err
@@ -131,38 +157,39 @@ func (c *Client) CancelRun(ctx context.Context, runID uuid.UUID, reason string) 
 		if err != nil {
 			return err
 		}
-		res.Cancelled, _ = r.RowsAffected()
+		if res.Cancelled, err = r.RowsAffected(); err != nil {
+			return err
+		}
 		r, err = tx.ExecContext(ctx, `UPDATE item_execution SET cancel_requested = true, updated_by = $2
 			WHERE run_id = $1 AND status = 'running' AND NOT cancel_requested`, runID, actor)
 		if err != nil {
 			return err
 		}
-		res.Flagged, _ = r.RowsAffected()
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM batch_execution WHERE run_id = $1`, runID)
-		if err != nil {
+		if res.Flagged, err = r.RowsAffected(); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM batch_execution WHERE run_id = $1`, runID)
+		if err := each(ctx, rows, err, func(rows *sql.Rows) error {
 			var id uuid.UUID
 			if err := rows.Scan(&id); err != nil {
 				return err
 			}
 			bes = append(bes, id)
+			return nil
+		}); err != nil {
+			return err
 		}
-		return rows.Err()
+		if len(bes) == 0 {
+			// Nothing to roll up: the run is cancelled now.
+			_, err = tx.ExecContext(ctx, `UPDATE run SET status = 'cancelled', started_at = coalesce(started_at, now()), finished_at = now(), updated_by = $2 WHERE id = $1`, runID, actor)
+		}
+		return err
 	})
 	if err != nil {
-		return res, err
+		return CancelResult{}, err
 	}
-	if err := c.rollup(ctx, bes); err != nil {
-		return res, err
-	}
-	// A run with no batch execution at all has nothing to roll up.
-	if len(bes) == 0 {
-		_, err = c.sql.ExecContext(ctx, `UPDATE run SET status = 'cancelled', finished_at = now() WHERE id = $1 AND NOT (status)::text = ANY ('{succeeded,failed,cancelled,timed_out,skipped}'::text[])`, runID)
-	}
-	return res, translate(ctx, err)
+	c.rollupLogged(ctx, bes)
+	return res, nil
 }
 
 func actorOf(ctx context.Context) string {

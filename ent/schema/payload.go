@@ -42,6 +42,9 @@ func validateBatchPayload(next ent.Mutator) ent.Mutator {
 		if !set && !m.Op().Is(ent.OpCreate) {
 			return next.Mutate(ctx, m)
 		}
+		if err := payload.CheckValue(func() string { n, _ := m.Name(); return fmt.Sprintf("batch %q", n) }, mapOrNil(p)); err != nil {
+			return nil, err
+		}
 		autoID, ok := m.AutomationID()
 		if !ok && m.Op().Is(ent.OpUpdateOne) {
 			id, err := m.OldAutomationID(ctx)
@@ -78,6 +81,9 @@ func validateItemPayload(next ent.Mutator) ent.Mutator {
 		p, set := m.Payload()
 		if !set && !m.Op().Is(ent.OpCreate) {
 			return next.Mutate(ctx, m)
+		}
+		if err := payload.CheckValue(func() string { n, _ := m.SequenceNumber(); return fmt.Sprintf("item %d", n) }, mapOrNil(p)); err != nil {
+			return nil, err
 		}
 		batchID, ok := m.BatchID()
 		if !ok && m.Op().Is(ent.OpUpdateOne) {

@@ -35,7 +35,7 @@ const (
 	demoSouth     = 80
 	demoPoison    = 13 // south item that fails every attempt
 	demoLease     = 2 * time.Second
-	demoDeadLease = 300 * time.Millisecond
+	demoDeadLease = execution.MinLease
 )
 
 func newDemoCmd(env Env) *cobra.Command {

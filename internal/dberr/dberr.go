@@ -31,7 +31,8 @@ const (
 
 var vocabulary = []error{
 	runledger.ErrNotFound, runledger.ErrConflict, runledger.ErrStale, runledger.ErrIllegalTransition,
-	runledger.ErrImmutable, runledger.ErrInvalid, runledger.ErrUnavailable,
+	runledger.ErrImmutable, runledger.ErrInvalid, runledger.ErrUnavailable, runledger.ErrTransient,
+	runledger.ErrLeaseLost,
 }
 
 // Translated reports whether err is already in the vocabulary (or is the
@@ -98,9 +99,12 @@ func fromPQ(e *pq.Error, err error) error {
 	case code == "P0001" && e.Constraint == ImmutableConstraint:
 		return &immutableError{table: e.Table, err: err}
 	case code == "40001", code == "40P01", code == "55P03":
-		return fmt.Errorf("%w: concurrent transaction conflict (SQLSTATE %s); retry: %w", runledger.ErrStale, code, err)
+		// Also ErrStale, as before ErrTransient existed.
+		return &transientError{reason: "concurrent transaction conflict (SQLSTATE " + code + ")", stale: true, err: err}
 	case code == "57014":
-		return fmt.Errorf("%w: statement cancelled or timed out (SQLSTATE 57014): %w", runledger.ErrUnavailable, err)
+		// The caller's context is live (Translate checked): a statement
+		// timeout, or a cancel from another session.
+		return &transientError{reason: "statement cancelled or timed out (SQLSTATE 57014)", err: err}
 	case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03", code == "53300":
 		return fmt.Errorf("%w: %s (SQLSTATE %s): %w", runledger.ErrUnavailable, e.Message, code, err)
 	}
@@ -146,3 +150,20 @@ func (e *immutableError) Error() string {
 }
 func (e *immutableError) Is(target error) bool { return target == runledger.ErrImmutable }
 func (e *immutableError) Unwrap() error        { return e.err }
+
+// transientError is a failure that a retry of the call may not meet again:
+// nothing was applied (the statement was refused and rolled back).
+type transientError struct {
+	reason string
+	stale  bool // also matches runledger.ErrStale (conflicts, for compatibility)
+	err    error
+}
+
+func (e *transientError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", runledger.ErrTransient, e.reason, e.err)
+}
+
+func (e *transientError) Is(target error) bool {
+	return target == runledger.ErrTransient || (e.stale && target == runledger.ErrStale)
+}
+func (e *transientError) Unwrap() error { return e.err }

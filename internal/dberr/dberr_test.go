@@ -33,10 +33,10 @@ func TestTranslate(t *testing.T) {
 		{"bad encoding", &pq.Error{Code: "22021"}, runledger.ErrInvalid, ""},
 		{"transition", &pq.Error{Code: "P0001", Constraint: dberr.TransitionConstraint, Table: "run", Detail: "succeeded -> running"}, runledger.ErrIllegalTransition, ""},
 		{"immutable", &pq.Error{Code: "P0001", Constraint: dberr.ImmutableConstraint, Table: "item_state_history", Message: "item_state_history is immutable: UPDATE refused"}, runledger.ErrImmutable, ""},
-		{"serialization", &pq.Error{Code: "40001"}, runledger.ErrStale, ""},
-		{"deadlock", &pq.Error{Code: "40P01"}, runledger.ErrStale, ""},
-		{"lock not available", &pq.Error{Code: "55P03"}, runledger.ErrStale, ""},
-		{"statement timeout", &pq.Error{Code: "57014"}, runledger.ErrUnavailable, ""},
+		{"serialization", &pq.Error{Code: "40001"}, runledger.ErrTransient, ""},
+		{"deadlock", &pq.Error{Code: "40P01"}, runledger.ErrTransient, ""},
+		{"lock not available", &pq.Error{Code: "55P03"}, runledger.ErrTransient, ""},
+		{"statement timeout", &pq.Error{Code: "57014"}, runledger.ErrTransient, ""},
 		{"admin shutdown", &pq.Error{Code: "57P01"}, runledger.ErrUnavailable, ""},
 		{"connection failure", &pq.Error{Code: "08006"}, runledger.ErrUnavailable, ""},
 		{"connection does not exist", &pq.Error{Code: "08003"}, runledger.ErrUnavailable, ""},
@@ -61,6 +61,9 @@ func TestTranslate(t *testing.T) {
 				require.Contains(t, got.Error(), tt.field)
 			}
 			require.True(t, dberr.Translated(got))
+			transient := tt.want == runledger.ErrTransient || tt.want == runledger.ErrUnavailable
+			require.Equal(t, transient, errors.Is(got, runledger.ErrTransient), "ErrTransient exactly for what a retry may cure")
+			require.NotErrorIs(t, got, runledger.ErrLeaseLost)
 			require.Same(t, got, dberr.Translate(context.Background(), got), "translating twice changes nothing")
 		})
 	}
@@ -90,4 +93,28 @@ func TestTranslateContextAndConnection(t *testing.T) {
 	other := errors.New("something else")
 	require.Same(t, other, dberr.Translate(context.Background(), other))
 	require.NoError(t, dberr.Translate(context.Background(), nil))
+}
+
+// TestTransientVocabulary: the worker-facing sentinels. Conflicts of
+// concurrent transactions are transient (and still ErrStale, as before);
+// a statement timeout is transient but the database is not unavailable;
+// every ErrUnavailable is transient.
+func TestTransientVocabulary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, code := range []string{"40001", "40P01", "55P03"} {
+		got := dberr.Translate(ctx, &pq.Error{Code: pq.ErrorCode(code)})
+		require.ErrorIs(t, got, runledger.ErrTransient, code)
+		require.ErrorIs(t, got, runledger.ErrStale, code)
+		require.NotErrorIs(t, got, runledger.ErrUnavailable, code)
+		require.Contains(t, got.Error(), code)
+	}
+	timeout := dberr.Translate(ctx, &pq.Error{Code: "57014"})
+	require.ErrorIs(t, timeout, runledger.ErrTransient)
+	require.NotErrorIs(t, timeout, runledger.ErrUnavailable)
+	require.NotErrorIs(t, timeout, runledger.ErrStale)
+	require.ErrorIs(t, runledger.ErrUnavailable, runledger.ErrTransient)
+	require.ErrorIs(t, fmt.Errorf("x: %w", runledger.ErrUnavailable), runledger.ErrTransient)
+	require.NotErrorIs(t, runledger.ErrTransient, runledger.ErrUnavailable)
+	require.NotErrorIs(t, runledger.ErrLeaseLost, runledger.ErrStale)
 }

@@ -149,6 +149,9 @@ func (s *Schema) ValidateRawFunc(subject func() string, raw []byte) error {
 	if s == nil {
 		return nil
 	}
+	if depth(raw) > MaxDepth {
+		return CheckRaw(subject, raw)
+	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		return &runledger.InvalidError{Field: subject(), Reason: "payload is not valid JSON", Err: err}
@@ -180,4 +183,88 @@ func (s *Schema) String() string {
 		return "<no schema>"
 	}
 	return fmt.Sprintf("schema %s", s.s.Location)
+}
+
+// MaxDepth is how deeply arrays and objects may nest in a payload.
+const MaxDepth = 128
+
+// CheckRaw checks that raw is one valid JSON document nested at most
+// MaxDepth levels deep. The error is an *runledger.InvalidError whose Field is
+// subject() (computed only on failure) and whose Reason says which rule
+// failed.
+func CheckRaw(subject func() string, raw []byte) error {
+	if d := depth(raw); d > MaxDepth {
+		return &runledger.InvalidError{Field: subject(), Reason: fmt.Sprintf("payload is nested deeper than %d levels", MaxDepth)}
+	}
+	if !json.Valid(raw) {
+		return &runledger.InvalidError{Field: subject(), Reason: "payload is not valid JSON"}
+	}
+	return nil
+}
+
+// depth returns the deepest nesting of arrays and objects in raw, outside
+// strings. It stops counting once past MaxDepth. On malformed input it
+// returns a number that json.Valid then rejects anyway.
+func depth(raw []byte) int {
+	d, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			d++
+			if d > deepest {
+				deepest = d
+				if deepest > MaxDepth {
+					return deepest
+				}
+			}
+		case ']', '}':
+			d--
+		}
+	}
+	return deepest
+}
+
+// CheckValue is CheckRaw for a decoded value (as ent stores jsonb): only the
+// nesting is checked, as the value is JSON by construction.
+func CheckValue(subject func() string, v any) error {
+	if valueDepth(v, 0) > MaxDepth {
+		return &runledger.InvalidError{Field: subject(), Reason: fmt.Sprintf("payload is nested deeper than %d levels", MaxDepth)}
+	}
+	return nil
+}
+
+func valueDepth(v any, d int) int {
+	if d > MaxDepth {
+		return d
+	}
+	deepest := d
+	switch t := v.(type) {
+	case map[string]any:
+		for _, e := range t {
+			deepest = max(deepest, valueDepth(e, d+1))
+		}
+		if len(t) == 0 {
+			deepest = max(deepest, d+1)
+		}
+	case []any:
+		for _, e := range t {
+			deepest = max(deepest, valueDepth(e, d+1))
+		}
+		if len(t) == 0 {
+			deepest = max(deepest, d+1)
+		}
+	}
+	return deepest
 }
