@@ -252,7 +252,7 @@ const heldByWorker = `(ie.status || '') = 'running' AND ie.lease_expires_at > no
 //
 // Entry keys: "a" the attempt (absent or 0: the current one), "p" the result
 // payload, "m" the error message, "f" true for a non-retryable failure.
-const attemptMatches = `coalesce(($3::jsonb -> (ie.id)::text ->> 'a')::int4, 0) IN (0, ie.attempt_count)`
+const attemptMatches = `coalesce(nullif(($3::jsonb -> (ie.id)::text ->> 'a')::int4, 0), ie.attempt_count) = ie.attempt_count`
 
 const completeSQL = `
 UPDATE item_execution ie SET

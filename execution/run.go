@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -38,7 +39,7 @@ func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts Star
 	if opts.MaxAttempts < 0 {
 		return nil, &runledger.InvalidError{Field: "MaxAttempts", Reason: "must be >= 1"}
 	}
-	if len(opts.CorrelationID) > 100 {
+	if utf8.RuneCountInString(opts.CorrelationID) > 100 {
 		return nil, &runledger.InvalidError{Field: "CorrelationID", Reason: "at most 100 characters"}
 	}
 	actor := nullString(actorOf(ctx))

@@ -19,8 +19,8 @@ type Audit struct{ entmixin.Schema }
 // Fields of the Audit mixin.
 func (Audit) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("created_by").MaxLen(100).SchemaType(Varchar(100)).Optional().Nillable().Immutable(),
-		field.String("updated_by").MaxLen(100).SchemaType(Varchar(100)).Optional().Nillable(),
+		field.String("created_by").Validate(MaxChars(100)).SchemaType(Varchar(100)).Optional().Nillable().Immutable(),
+		field.String("updated_by").Validate(MaxChars(100)).SchemaType(Varchar(100)).Optional().Nillable(),
 	}
 }
 

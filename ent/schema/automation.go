@@ -24,7 +24,7 @@ func (Automation) Mixin() []ent.Mixin { return mixin.Entity() }
 func (Automation) Fields() []ent.Field {
 	return []ent.Field{
 		id(),
-		field.String("name").MaxLen(200).SchemaType(mixin.Varchar(200)).NotEmpty(),
+		field.String("name").Validate(mixin.MaxChars(200)).SchemaType(mixin.Varchar(200)).NotEmpty(),
 		field.Text("description").Optional().Nillable(),
 		field.JSON("batch_schema", map[string]any{}).Optional(),
 		field.JSON("item_schema", map[string]any{}).Optional(),

@@ -24,7 +24,7 @@ func (Batch) Fields() []ent.Field {
 	return []ent.Field{
 		id(),
 		fk("automation_id"),
-		field.String("name").MaxLen(200).SchemaType(mixin.Varchar(200)).NotEmpty(),
+		field.String("name").Validate(mixin.MaxChars(200)).SchemaType(mixin.Varchar(200)).NotEmpty(),
 		field.JSON("payload", map[string]any{}).Optional(),
 	}
 }

@@ -20,8 +20,8 @@ func (Engine) Mixin() []ent.Mixin { return mixin.Entity() }
 func (Engine) Fields() []ent.Field {
 	return []ent.Field{
 		id(),
-		field.String("name").MaxLen(100).SchemaType(mixin.Varchar(100)).NotEmpty().Unique(),
-		field.String("type").MaxLen(50).SchemaType(mixin.Varchar(50)).NotEmpty(),
+		field.String("name").Validate(mixin.MaxChars(100)).SchemaType(mixin.Varchar(100)).NotEmpty().Unique(),
+		field.String("type").Validate(mixin.MaxChars(50)).SchemaType(mixin.Varchar(50)).NotEmpty(),
 	}
 }
 

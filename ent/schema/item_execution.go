@@ -45,7 +45,7 @@ func (ItemExecution) Fields() []ent.Field {
 			Comment("when the item may be claimed: now for queued items, the backoff for retrying ones"),
 		field.Time("lease_expires_at").Optional().Nillable().
 			Comment("while running: when the worker's lease ends and Rescue may take the item back"),
-		field.String("claimed_by").MaxLen(100).SchemaType(mixin.Varchar(100)).Optional().Nillable().
+		field.String("claimed_by").Validate(mixin.MaxChars(100)).SchemaType(mixin.Varchar(100)).Optional().Nillable().
 			Comment("the worker that holds (or last held) the item"),
 		field.Bool("cancel_requested").Default(false).
 			Comment("set by CancelRun on running items: the worker's next report cancels them"),

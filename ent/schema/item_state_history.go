@@ -36,7 +36,7 @@ func (ItemStateHistory) Fields() []ent.Field {
 			Annotations(entsql.Default("CURRENT_TIMESTAMP")),
 		field.Time("created_at").Default(time.Now).Immutable().
 			Annotations(entsql.Default("CURRENT_TIMESTAMP")),
-		field.String("created_by").MaxLen(100).SchemaType(mixin.Varchar(100)).Optional().Nillable().Immutable(),
+		field.String("created_by").Validate(mixin.MaxChars(100)).SchemaType(mixin.Varchar(100)).Optional().Nillable().Immutable(),
 	}
 }
 

@@ -24,7 +24,7 @@ func (OrchestrationInstance) Fields() []ent.Field {
 	return []ent.Field{
 		id(),
 		fk("engine_id"),
-		field.String("external_id").MaxLen(200).SchemaType(mixin.Varchar(200)).NotEmpty(),
+		field.String("external_id").Validate(mixin.MaxChars(200)).SchemaType(mixin.Varchar(200)).NotEmpty(),
 		field.Int32("duration_seconds").Optional().Nillable().NonNegative(),
 		field.JSON("instance_metadata", map[string]any{}).Optional(),
 	}

@@ -22,7 +22,7 @@ func (Run) Fields() []ent.Field {
 	return []ent.Field{
 		id(),
 		fk("automation_id"),
-		field.String("correlation_id").MaxLen(100).SchemaType(mixin.Varchar(100)).Optional().Nillable(),
+		field.String("correlation_id").Validate(mixin.MaxChars(100)).SchemaType(mixin.Varchar(100)).Optional().Nillable(),
 		field.Text("cancellation_reason").Optional().Nillable(),
 		field.Text("error_summary").Optional().Nillable(),
 	}
