@@ -2,6 +2,7 @@ package execution
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -75,17 +76,7 @@ func TestReportPlansStayOnPrimaryKey(t *testing.T) {
 		for i, a := range tt.args {
 			params[i] = pq.QuoteLiteral(a.(string))
 		}
-		rows, err := conn.QueryContext(ctx, "EXPLAIN EXECUTE report("+strings.Join(params, ", ")+")")
-		require.NoError(t, err)
-		var plan []string
-		for rows.Next() {
-			var line string
-			require.NoError(t, rows.Scan(&line))
-			plan = append(plan, line)
-		}
-		require.NoError(t, rows.Err())
-		require.NoError(t, rows.Close())
-		text := strings.Join(plan, "\n")
+		text := explain(ctx, t, conn, "EXPLAIN EXECUTE report("+strings.Join(params, ", ")+")")
 		require.NotContains(t, text, "Join Filter", tt.name+":\n"+text)
 		require.NotContains(t, text, "Nested Loop", tt.name+":\n"+text)
 		require.NotContains(t, text, "Function Scan", tt.name+":\n"+text)
@@ -96,4 +87,19 @@ func TestReportPlansStayOnPrimaryKey(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, conn.Close())
 	}
+}
+
+func explain(ctx context.Context, t *testing.T, conn *sql.Conn, query string) string {
+	t.Helper()
+	rows, err := conn.QueryContext(ctx, query)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	return strings.Join(plan, "\n")
 }

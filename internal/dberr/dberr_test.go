@@ -61,7 +61,7 @@ func TestTranslate(t *testing.T) {
 				require.Contains(t, got.Error(), tt.field)
 			}
 			require.True(t, dberr.Translated(got))
-			transient := tt.want == runledger.ErrTransient || tt.want == runledger.ErrUnavailable
+			transient := errors.Is(tt.want, runledger.ErrTransient)
 			require.Equal(t, transient, errors.Is(got, runledger.ErrTransient), "ErrTransient exactly for what a retry may cure")
 			require.NotErrorIs(t, got, runledger.ErrLeaseLost)
 			require.Same(t, got, dberr.Translate(context.Background(), got), "translating twice changes nothing")
@@ -102,8 +102,9 @@ func TestTranslateContextAndConnection(t *testing.T) {
 func TestTransientVocabulary(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for _, code := range []string{"40001", "40P01", "55P03"} {
-		got := dberr.Translate(ctx, &pq.Error{Code: pq.ErrorCode(code)})
+	for _, in := range []*pq.Error{{Code: "40001"}, {Code: "40P01"}, {Code: "55P03"}} {
+		code := string(in.Code)
+		got := dberr.Translate(ctx, in)
 		require.ErrorIs(t, got, runledger.ErrTransient, code)
 		require.ErrorIs(t, got, runledger.ErrStale, code)
 		require.NotErrorIs(t, got, runledger.ErrUnavailable, code)
