@@ -19,6 +19,10 @@ func withDevDatabase(ctx context.Context, serverURL string, fn func(*sql.DB) err
 	if serverURL == "" {
 		serverURL = pgurl.DefaultServer
 	}
+	if _, err := pgurl.Parse(serverURL); err != nil {
+		// lib/pq's own parse error would quote the URL, password included.
+		return fmt.Errorf("migrate: dev database server: %w", err)
+	}
 	admin, err := sql.Open("postgres", serverURL)
 	if err != nil {
 		return fmt.Errorf("migrate: dev database server %s: %w", pgurl.Describe(serverURL), pgurl.ErrMalformed)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/runledger/runledger/internal/pgurl"
 )
 
 // Exit statuses returned by Execute.
@@ -58,10 +60,44 @@ func (env Env) withDefaults() Env {
 	return env
 }
 
-// isTerminal reports whether w is a file on a terminal.
+// isTerminal reports whether w is a file on a terminal (looking through a
+// redacting writer).
 func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
+		w = u.Unwrap()
+	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// redacted returns env with its writers and logger behind the redactor of
+// the passwords in args and in the URL environment variables.
+func (env Env) redacted(args []string) Env {
+	getenv := env.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	values := append([]string(nil), args...)
+	password := ""
+	for _, k := range pgurl.EnvVars {
+		if k == "PGPASSWORD" {
+			password = getenv(k)
+		} else {
+			values = append(values, getenv(k))
+		}
+	}
+	r := pgurl.NewRedactor(values...)
+	r.AddPassword(password)
+	if env.Stdout != nil {
+		env.Stdout = r.Writer(env.Stdout)
+	}
+	if env.Stderr != nil {
+		env.Stderr = r.Writer(env.Stderr)
+	}
+	if env.Logger != nil {
+		env.Logger = slog.New(r.Handler(env.Logger.Handler()))
+	}
+	return env
 }
 
 // UsageError is a command-line mistake: Execute prints it with a pointer to
@@ -78,8 +114,13 @@ func usageErrorf(format string, args ...any) error {
 
 // Execute runs the command named by args and returns the process exit
 // status: ExitOK, ExitFailure or ExitUsage.
+//
+// Everything it prints (stdout, stderr, the logger's records, the errors it
+// reports) goes through one pgurl.Redactor built from args and the URL
+// environment variables, so no password given to it is ever printed, even
+// one inside a connection string too malformed to parse.
 func Execute(ctx context.Context, args []string, env Env) int {
-	env = env.withDefaults()
+	env = env.redacted(args).withDefaults()
 	root := NewRoot(env)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
