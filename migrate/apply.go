@@ -75,19 +75,32 @@ func Apply(ctx context.Context, db *sql.DB, dir migrate.Dir, opts ApplyOptions) 
 		_, _ = conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, lockKey)
 	}()
 
-	rrw := &revisions{db: conn}
-	if !opts.DryRun {
+	var (
+		rrw    *revisions
+		exists = true
+	)
+	if opts.DryRun {
+		if rrw, exists, err = readRevisions(ctx, conn, dir); err != nil {
+			return nil, err
+		}
+	} else {
+		rrw = &revisions{db: conn}
 		if err := rrw.init(ctx); err != nil {
+			return nil, err
+		}
+		if _, err := moveLegacy(ctx, conn, dir); err != nil {
 			return nil, err
 		}
 	}
 	res := &ApplyResult{}
-	pending, err := pendingFiles(ctx, conn, dir, rrw, opts.DryRun)
+	pending, err := pendingFiles(ctx, conn, dir, rrw, exists)
 	if err != nil {
 		return nil, err
 	}
-	if res.From, err = currentVersion(ctx, rrw, opts.DryRun); err != nil {
-		return nil, err
+	if exists {
+		if res.From, err = currentVersion(ctx, rrw); err != nil {
+			return nil, err
+		}
 	}
 	res.To = res.From
 	if opts.ToVersion != "" {
@@ -125,24 +138,19 @@ func Apply(ctx context.Context, db *sql.DB, dir migrate.Dir, opts ApplyOptions) 
 	return res, nil
 }
 
-// pendingFiles lists the files not yet applied. A database never migrated
-// (no revisions table) must be clean: only the revisions table may exist.
-func pendingFiles(ctx context.Context, conn *sql.Conn, dir migrate.Dir, rrw *revisions, dryRun bool) ([]migrate.File, error) {
-	if dryRun {
-		ok, err := rrw.exists(ctx)
-		if err != nil {
+// pendingFiles lists the files not yet applied; exists tells whether rrw's
+// table exists (all files are pending when it does not). The database need
+// not be clean: runledger's tables live beside the application's.
+func pendingFiles(ctx context.Context, conn *sql.Conn, dir migrate.Dir, rrw *revisions, exists bool) ([]migrate.File, error) {
+	if !exists {
+		if err := Validate(dir); err != nil {
 			return nil, err
 		}
-		if !ok {
-			if err := Validate(dir); err != nil {
-				return nil, err
-			}
-			files, err := dir.Files()
-			if err != nil {
-				return nil, fmt.Errorf("migrate: read directory: %w", err)
-			}
-			return files, nil
+		files, err := dir.Files()
+		if err != nil {
+			return nil, fmt.Errorf("migrate: read directory: %w", err)
 		}
+		return files, nil
 	}
 	if err := checkHistory(ctx, dir, rrw); err != nil {
 		return nil, err
@@ -151,7 +159,7 @@ func pendingFiles(ctx context.Context, conn *sql.Conn, dir migrate.Dir, rrw *rev
 	if err != nil {
 		return nil, fmt.Errorf("migrate: open driver: %w", err)
 	}
-	ex, err := migrate.NewExecutor(drv, dir, rrw)
+	ex, err := migrate.NewExecutor(drv, dir, rrw, migrate.WithAllowDirty(true))
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -215,12 +223,7 @@ func checkHistory(ctx context.Context, dir migrate.Dir, rrw *revisions) error {
 	return nil
 }
 
-func currentVersion(ctx context.Context, rrw *revisions, dryRun bool) (string, error) {
-	if dryRun {
-		if ok, err := rrw.exists(ctx); err != nil || !ok {
-			return "", err
-		}
-	}
+func currentVersion(ctx context.Context, rrw *revisions) (string, error) {
 	revs, err := rrw.ReadRevisions(ctx)
 	if err != nil {
 		return "", fmt.Errorf("migrate: read revisions: %w", err)
@@ -248,7 +251,7 @@ func applyFile(ctx context.Context, conn *sql.Conn, dir migrate.Dir, f migrate.F
 	if err != nil {
 		return fmt.Errorf("migrate: %s: open driver: %w", f.Name(), err)
 	}
-	ex, err := migrate.NewExecutor(drv, dir, &revisions{db: tx})
+	ex, err := migrate.NewExecutor(drv, dir, &revisions{db: tx}, migrate.WithAllowDirty(true))
 	if err != nil {
 		return fmt.Errorf("migrate: %s: %w", f.Name(), err)
 	}

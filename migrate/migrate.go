@@ -4,7 +4,8 @@
 // either.
 //
 //   - Apply runs pending files in order, one transaction per file, under an
-//     advisory lock, and records each in atlas_schema_revisions.
+//     advisory lock, and records each in runledger.atlas_schema_revisions
+//     (its own schema, apart from an application's own Atlas revisions).
 //   - Status tells the current version, the pending files and whether the
 //     database is dirty.
 //   - Diff plans the change from ent/schema against a temporary dev database

@@ -9,14 +9,27 @@ import (
 
 	"ariga.io/atlas/sql/migrate"
 	"ariga.io/atlas/sql/schema"
+	"github.com/lib/pq"
 )
 
-// RevisionTable is the table that records applied migrations. Its columns
-// follow the Atlas CLI's revisions table, so `atlas migrate` pointed at the
-// public schema (search_path=public) reads the same history.
-const RevisionTable = "atlas_schema_revisions"
+// RevisionSchema and RevisionTable name the table that records runledger's
+// applied migrations: runledger.atlas_schema_revisions. Its columns follow
+// the Atlas CLI's revisions table, so `atlas migrate ... --revisions-schema
+// runledger` reads and writes the same history. It lives in a schema of its
+// own so that an application's own Atlas (or ent versioned) migrations, which
+// record theirs in public.atlas_schema_revisions by default, and runledger's
+// apply to one database in any order without seeing each other's versions.
+const (
+	RevisionSchema = "runledger"
+	RevisionTable  = "atlas_schema_revisions"
+)
 
-const revisionDDL = `CREATE TABLE IF NOT EXISTS public.atlas_schema_revisions (
+// legacySchema is where runledger recorded revisions before it had a schema
+// of its own; Apply moves its rows (see moveLegacy).
+const legacySchema = "public"
+
+// revisionDDL creates the revisions table in schema %[1]s.
+const revisionDDL = `CREATE TABLE IF NOT EXISTS %[1]s.atlas_schema_revisions (
 	version character varying NOT NULL PRIMARY KEY,
 	description character varying NOT NULL,
 	type bigint NOT NULL DEFAULT 2,
@@ -38,14 +51,37 @@ type querier interface {
 }
 
 // revisions implements migrate.RevisionReadWriter over a connection or a
-// transaction.
-type revisions struct{ db querier }
+// transaction, on the atlas_schema_revisions table of a schema (runledger's
+// own unless set).
+type revisions struct {
+	db     querier
+	schema string
+	// only, when set, limits reads to these versions: a legacy table in
+	// public may hold an application's revisions beside runledger's.
+	only map[string]bool
+}
 
 var _ migrate.RevisionReadWriter = (*revisions)(nil)
 
+// table is the revisions table's qualified, quoted name.
+func (r *revisions) table() string {
+	return pq.QuoteIdentifier(r.schemaName()) + "." + RevisionTable
+}
+
+func (r *revisions) schemaName() string {
+	if r.schema == "" {
+		return RevisionSchema
+	}
+	return r.schema
+}
+
+// init creates the schema and the revisions table when missing.
 func (r *revisions) init(ctx context.Context) error {
-	if _, err := r.db.ExecContext(ctx, revisionDDL); err != nil {
-		return fmt.Errorf("migrate: create %s: %w", RevisionTable, err)
+	if _, err := r.db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pq.QuoteIdentifier(r.schemaName())); err != nil {
+		return fmt.Errorf("migrate: create schema %s: %w", r.schemaName(), err)
+	}
+	if _, err := r.db.ExecContext(ctx, fmt.Sprintf(revisionDDL, pq.QuoteIdentifier(r.schemaName()))); err != nil {
+		return fmt.Errorf("migrate: create %s.%s: %w", r.schemaName(), RevisionTable, err)
 	}
 	return nil
 }
@@ -53,24 +89,27 @@ func (r *revisions) init(ctx context.Context) error {
 // exists reports whether the revisions table is there, without creating it.
 func (r *revisions) exists(ctx context.Context) (bool, error) {
 	var ok bool
-	err := r.db.QueryRowContext(ctx, `SELECT to_regclass('public.atlas_schema_revisions') IS NOT NULL`).Scan(&ok)
+	err := r.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, r.table()).Scan(&ok)
 	if err != nil {
-		return false, fmt.Errorf("migrate: look for %s: %w", RevisionTable, err)
+		return false, fmt.Errorf("migrate: look for %s.%s: %w", r.schemaName(), RevisionTable, err)
 	}
 	return ok, nil
 }
 
 // Ident implements migrate.RevisionReadWriter.
 func (r *revisions) Ident() *migrate.TableIdent {
-	return &migrate.TableIdent{Name: RevisionTable, Schema: "public"}
+	return &migrate.TableIdent{Name: RevisionTable, Schema: r.schemaName()}
 }
+
+const revisionFields = `version, description, type, applied, total, executed_at, execution_time,
+	error, error_stmt, hash, partial_hashes, operator_version`
 
 const revisionColumns = `version, description, type, applied, total, executed_at, execution_time,
 	coalesce(error, ''), coalesce(error_stmt, ''), hash, partial_hashes, operator_version`
 
 // ReadRevisions implements migrate.RevisionReadWriter.
 func (r *revisions) ReadRevisions(ctx context.Context) ([]*migrate.Revision, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+revisionColumns+` FROM public.atlas_schema_revisions ORDER BY version`)
+	rows, err := r.db.QueryContext(ctx, `SELECT `+revisionColumns+` FROM `+r.table()+` ORDER BY version`)
 	if err != nil {
 		return nil, err
 	}
@@ -81,19 +120,21 @@ func (r *revisions) ReadRevisions(ctx context.Context) ([]*migrate.Revision, err
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rev)
+		if r.only == nil || r.only[rev.Version] {
+			out = append(out, rev)
+		}
 	}
 	return out, rows.Err()
 }
 
 // ReadRevision implements migrate.RevisionReadWriter.
 func (r *revisions) ReadRevision(ctx context.Context, version string) (*migrate.Revision, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+revisionColumns+` FROM public.atlas_schema_revisions WHERE version = $1`, version)
+	rows, err := r.db.QueryContext(ctx, `SELECT `+revisionColumns+` FROM `+r.table()+` WHERE version = $1`, version)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	if !rows.Next() {
+	if !rows.Next() || (r.only != nil && !r.only[version]) {
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
@@ -131,7 +172,7 @@ func (r *revisions) WriteRevision(ctx context.Context, rev *migrate.Revision) er
 		}
 		partial = b
 	}
-	_, err := r.db.ExecContext(ctx, `INSERT INTO public.atlas_schema_revisions
+	_, err := r.db.ExecContext(ctx, `INSERT INTO `+r.table()+`
 		(version, description, type, applied, total, executed_at, execution_time, error, error_stmt, hash, partial_hashes, operator_version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), $10, $11, $12)
 		ON CONFLICT (version) DO UPDATE SET
@@ -146,6 +187,99 @@ func (r *revisions) WriteRevision(ctx context.Context, rev *migrate.Revision) er
 
 // DeleteRevision implements migrate.RevisionReadWriter.
 func (r *revisions) DeleteRevision(ctx context.Context, version string) error {
-	_, err := r.db.ExecContext(ctx, `DELETE FROM public.atlas_schema_revisions WHERE version = $1`, version)
+	_, err := r.db.ExecContext(ctx, `DELETE FROM `+r.table()+` WHERE version = $1`, version)
 	return err
+}
+
+// versionsOf returns the versions of dir's files.
+func versionsOf(dir migrate.Dir) (map[string]bool, error) {
+	files, err := dir.Files()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read directory: %w", err)
+	}
+	out := make(map[string]bool, len(files))
+	for _, f := range files {
+		out[f.Version()] = true
+	}
+	return out, nil
+}
+
+// readRevisions returns the revisions to read runledger's history from,
+// changing nothing: runledger's own table, else (a database last migrated
+// before runledger had its own schema) the rows of dir's versions in
+// public.atlas_schema_revisions. ok is false when neither exists.
+func readRevisions(ctx context.Context, db querier, dir migrate.Dir) (rrw *revisions, ok bool, err error) {
+	own := &revisions{db: db}
+	if ok, err := own.exists(ctx); err != nil || ok {
+		return own, ok, err
+	}
+	legacy := &revisions{db: db, schema: legacySchema}
+	if ok, err := legacy.exists(ctx); err != nil || !ok {
+		return own, false, err
+	}
+	if legacy.only, err = versionsOf(dir); err != nil {
+		return nil, false, err
+	}
+	return legacy, true, nil
+}
+
+// moveLegacy moves runledger's rows (those of dir's versions) from
+// public.atlas_schema_revisions into runledger's own table, in one
+// transaction, and drops the public table when nothing else is left in it.
+// It runs under Apply's advisory lock, and only while runledger's table is
+// empty, so it happens once. It returns the number of rows moved.
+func moveLegacy(ctx context.Context, conn *sql.Conn, dir migrate.Dir) (moved int64, err error) {
+	legacy := &revisions{db: conn, schema: legacySchema}
+	if ok, err := legacy.exists(ctx); err != nil || !ok {
+		return 0, err
+	}
+	own := &revisions{db: conn}
+	var empty bool
+	if err := conn.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+own.table()+`)`).Scan(&empty); err != nil {
+		return 0, fmt.Errorf("migrate: read %s.%s: %w", RevisionSchema, RevisionTable, err)
+	}
+	if !empty {
+		return 0, nil
+	}
+	versions, err := versionsOf(dir)
+	if err != nil {
+		return 0, err
+	}
+	list := make([]string, 0, len(versions))
+	for v := range versions {
+		list = append(list, v)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: move revisions: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	res, err := tx.ExecContext(ctx, `
+		WITH gone AS (
+			DELETE FROM `+legacy.table()+` WHERE version = ANY($1)
+			RETURNING `+revisionFields+`)
+		INSERT INTO `+own.table()+` (`+revisionFields+`) SELECT `+revisionFields+` FROM gone`, pq.Array(list))
+	if err != nil {
+		return 0, fmt.Errorf("migrate: move revisions from %s.%s: %w", legacySchema, RevisionTable, err)
+	}
+	if moved, err = res.RowsAffected(); err != nil {
+		return 0, fmt.Errorf("migrate: move revisions: %w", err)
+	}
+	var left bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+legacy.table()+`)`).Scan(&left); err != nil {
+		return 0, fmt.Errorf("migrate: move revisions: %w", err)
+	}
+	if !left && moved > 0 {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE `+legacy.table()); err != nil {
+			return 0, fmt.Errorf("migrate: move revisions: drop %s.%s: %w", legacySchema, RevisionTable, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("migrate: move revisions: commit: %w", err)
+	}
+	return moved, nil
 }

@@ -30,12 +30,11 @@ func Status(ctx context.Context, db *sql.DB, dir migrate.Dir) (*StatusResult, er
 		return nil, fmt.Errorf("migrate: connect: %w", err)
 	}
 	defer conn.Close()
-	rrw := &revisions{db: conn}
-	res := &StatusResult{}
-	ok, err := rrw.exists(ctx)
+	rrw, ok, err := readRevisions(ctx, conn, dir)
 	if err != nil {
 		return nil, err
 	}
+	res := &StatusResult{}
 	if ok {
 		revs, err := rrw.ReadRevisions(ctx)
 		if err != nil {
@@ -53,7 +52,7 @@ func Status(ctx context.Context, db *sql.DB, dir migrate.Dir) (*StatusResult, er
 			}
 		}
 	}
-	res.Pending, err = pendingFiles(ctx, conn, dir, rrw, true)
+	res.Pending, err = pendingFiles(ctx, conn, dir, rrw, ok)
 	if err != nil && !errors.Is(err, migrate.ErrNoPendingFiles) {
 		return nil, err
 	}

@@ -127,7 +127,9 @@ func ensureTemplate(server string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read atlas.sum: %w", err)
 	}
-	h := sha256.Sum256(sum)
+	// The revisions' place is part of what a template is: a template built
+	// before runledger had its own revisions schema is not reused.
+	h := sha256.Sum256(append(sum, migrate.RevisionSchema+"."+migrate.RevisionTable...))
 	name := "runledger_tmpl_" + hex.EncodeToString(h[:8])
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
