@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
+	atlasschema "ariga.io/atlas/sql/schema"
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/schema"
@@ -110,6 +112,7 @@ func plan(ctx context.Context, dev *sql.DB, dir migrate.Dir, name string, errNoP
 		schema.WithDropIndex(true),
 		schema.WithDropColumn(true),
 		schema.WithErrNoPlan(errNoPlan),
+		schema.WithDiffHook(recreateFunctions(ctx, dev, dir)),
 	)
 	if err != nil {
 		return fmt.Errorf("migrate: plan: %w", err)
@@ -119,6 +122,71 @@ func plan(ctx context.Context, dev *sql.DB, dir migrate.Dir, name string, errNoP
 			return err
 		}
 		return fmt.Errorf("migrate: plan: %w", err)
+	}
+	return nil
+}
+
+// createFunction matches a statement that creates a function.
+var createFunction = regexp.MustCompile(`(?is)^CREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s`)
+
+// recreateFunctions runs the directory's CREATE FUNCTION statements on the
+// dev database again right before the diff compares the replayed schema with
+// ent/schema.
+//
+// Replay mode normalizes ent/schema by creating its tables on the dev
+// database and then restoring the database to what it inspected, which drops
+// and recreates the public schema: the functions of hand-written files go
+// with it, since Atlas (OSS) does not inspect functions. The comparison of a
+// column default that is an expression runs `SELECT <old> = <new>` on the dev
+// database, so a default that calls one of those functions (id DEFAULT
+// runledger_uuidv7()) would fail with "function does not exist" (42883).
+// Function bodies are not checked here (the tables they name are gone by then).
+func recreateFunctions(ctx context.Context, dev *sql.DB, dir migrate.Dir) schema.DiffHook {
+	return func(next schema.Differ) schema.Differ {
+		return schema.DiffFunc(func(current, desired *atlasschema.Schema) ([]atlasschema.Change, error) {
+			if err := execFunctions(ctx, dev, dir); err != nil {
+				return nil, err
+			}
+			return next.Diff(current, desired)
+		})
+	}
+}
+
+func execFunctions(ctx context.Context, dev *sql.DB, dir migrate.Dir) error {
+	files, err := dir.Files()
+	if err != nil {
+		return fmt.Errorf("migrate: read directory: %w", err)
+	}
+	var stmts []string
+	for _, f := range files {
+		decls, err := migrate.Stmts(string(f.Bytes()))
+		if err != nil {
+			return fmt.Errorf("migrate: %s: %w", f.Name(), err)
+		}
+		for _, d := range decls {
+			if createFunction.MatchString(strings.TrimSpace(d.Text)) {
+				stmts = append(stmts, d.Text)
+			}
+		}
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	tx, err := dev.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: recreate functions on the dev database: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, s := range append([]string{
+		"SET LOCAL check_function_bodies = off",
+		"SET LOCAL search_path = public",
+	}, stmts...) {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("migrate: recreate functions on the dev database: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: recreate functions on the dev database: %w", err)
 	}
 	return nil
 }

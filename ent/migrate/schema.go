@@ -33,6 +33,9 @@ var (
 				Name:    "automation_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{AutomationColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "automation_name",
@@ -80,6 +83,9 @@ var (
 				Name:    "batch_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{BatchColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "batch_automation_id_name",
@@ -127,6 +133,9 @@ var (
 				Name:    "batchexecution_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{BatchExecutionColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "batchexecution_status",
@@ -167,12 +176,15 @@ var (
 				Name:    "engine_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{EngineColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 		},
 	}
 	// ItemColumns holds the columns for the "item" table.
 	ItemColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeUUID, Default: schema.Expr("gen_random_uuid()")},
+		{Name: "id", Type: field.TypeUUID, Default: schema.Expr("runledger_uuidv7()")},
 		{Name: "created_at", Type: field.TypeTime, Default: "CURRENT_TIMESTAMP"},
 		{Name: "updated_at", Type: field.TypeTime, Default: "CURRENT_TIMESTAMP"},
 		{Name: "created_by", Type: field.TypeString, Nullable: true, SchemaType: map[string]string{"postgres": "varchar(100)"}},
@@ -201,6 +213,9 @@ var (
 				Name:    "item_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{ItemColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "item_batch_id_sequence_number",
@@ -211,7 +226,7 @@ var (
 	}
 	// ItemExecutionColumns holds the columns for the "item_execution" table.
 	ItemExecutionColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeUUID, Default: schema.Expr("gen_random_uuid()")},
+		{Name: "id", Type: field.TypeUUID, Default: schema.Expr("runledger_uuidv7()")},
 		{Name: "created_at", Type: field.TypeTime, Default: "CURRENT_TIMESTAMP"},
 		{Name: "updated_at", Type: field.TypeTime, Default: "CURRENT_TIMESTAMP"},
 		{Name: "created_by", Type: field.TypeString, Nullable: true, SchemaType: map[string]string{"postgres": "varchar(100)"}},
@@ -265,6 +280,9 @@ var (
 				Name:    "itemexecution_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{ItemExecutionColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "itemexecution_status",
@@ -306,7 +324,7 @@ var (
 	}
 	// ItemStateHistoryColumns holds the columns for the "item_state_history" table.
 	ItemStateHistoryColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeUUID, Default: schema.Expr("gen_random_uuid()")},
+		{Name: "id", Type: field.TypeUUID, Default: schema.Expr("runledger_uuidv7()")},
 		{Name: "previous_status", Type: field.TypeEnum, Nullable: true, Enums: []string{"pending", "queued", "scheduled", "running", "retrying", "succeeded", "failed", "cancelled", "timed_out", "skipped"}},
 		{Name: "new_status", Type: field.TypeEnum, Enums: []string{"pending", "queued", "scheduled", "running", "retrying", "succeeded", "failed", "cancelled", "timed_out", "skipped"}},
 		{Name: "changed_at", Type: field.TypeTime, Default: "CURRENT_TIMESTAMP"},
@@ -370,6 +388,9 @@ var (
 				Name:    "orchestrationinstance_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{OrchestrationInstanceColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "orchestrationinstance_status",
@@ -423,6 +444,9 @@ var (
 				Name:    "run_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{RunColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "run_status",
@@ -483,6 +507,9 @@ var (
 				Name:    "runorchestration_is_active",
 				Unique:  false,
 				Columns: []*schema.Column{RunOrchestrationColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(NOT is_active)",
+				},
 			},
 			{
 				Name:    "runorchestration_run_id_orchestration_instance_id",

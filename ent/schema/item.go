@@ -26,7 +26,7 @@ func (Item) Mixin() []ent.Mixin { return mixin.Entity() }
 // Fields of the Item.
 func (Item) Fields() []ent.Field {
 	return []ent.Field{
-		id(),
+		timeOrderedID(),
 		fk("batch_id"),
 		field.Int32("sequence_number").NonNegative(),
 		field.JSON("payload", map[string]any{}).Optional(),

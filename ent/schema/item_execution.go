@@ -31,7 +31,7 @@ func (ItemExecution) Mixin() []ent.Mixin {
 // Fields of the ItemExecution.
 func (ItemExecution) Fields() []ent.Field {
 	return []ent.Field{
-		id(),
+		timeOrderedID(),
 		fk("run_id"),
 		fk("batch_execution_id"),
 		fk("item_id"),

@@ -28,7 +28,7 @@ func (ItemStateHistory) Mixin() []ent.Mixin { return []ent.Mixin{mixin.Errors{}}
 // Fields of the ItemStateHistory.
 func (ItemStateHistory) Fields() []ent.Field {
 	return []ent.Field{
-		id(),
+		timeOrderedID(),
 		fk("item_execution_id"),
 		field.Enum("previous_status").GoType(runledger.ExecutionStatus("")).Optional().Nillable().Immutable(),
 		field.Enum("new_status").GoType(runledger.ExecutionStatus("")).Immutable(),
