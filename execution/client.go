@@ -64,6 +64,8 @@ type Client struct {
 	read  *db.DB // d.Reader(): the read pool of Config.ReadURL, or db
 	opts  Options
 	stmts sync.Map // query text -> *sql.Stmt
+	// rollups shares roll-ups among concurrent reports (rollup_shared.go).
+	rollups rollupGroup
 }
 
 // New returns a Client over an open database. Progress reads from

@@ -102,11 +102,12 @@ WHERE r.id = c.id
 // rollupTimeout bounds a roll-up that outlives its caller's context.
 const rollupTimeout = 30 * time.Second
 
-// rollup finishes what the changes to these batch executions finished. The
+// rollupNow finishes what the changes to these batch executions finished
+// (rollup shares it among concurrent reports: rollup_shared.go). The
 // changes have committed, so it runs even if the caller's context ends now
 // (bounded by rollupTimeout); if the process dies first, Rescue's sweep
 // finishes the job.
-func (c *Client) rollup(ctx context.Context, batchExecutions []uuid.UUID) error {
+func (c *Client) rollupNow(ctx context.Context, batchExecutions []uuid.UUID) error {
 	if len(batchExecutions) == 0 {
 		return nil
 	}
