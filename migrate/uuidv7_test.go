@@ -170,7 +170,7 @@ func TestDiffDefaultCallsDirectoryFunction(t *testing.T) {
 	require.NotEmpty(t, name)
 	planned, err := dir.Open(name)
 	require.NoError(t, err)
-	defer planned.Close()
+	defer func() { _ = planned.Close() }()
 	body, err := io.ReadAll(planned)
 	require.NoError(t, err)
 	require.Equal(t, "-- Modify \"item\" table\nALTER TABLE \"item\" ALTER COLUMN \"id\" SET DEFAULT runledger_uuidv7();\n", string(body))
