@@ -80,7 +80,9 @@ func TestReportPlansStayOnPrimaryKey(t *testing.T) {
 		require.NotContains(t, text, "Join Filter", tt.name+":\n"+text)
 		require.NotContains(t, text, "Nested Loop", tt.name+":\n"+text)
 		require.NotContains(t, text, "Function Scan", tt.name+":\n"+text)
-		require.Contains(t, text, "Index Scan using item_execution_pkey", tt.name+":\n"+text)
+		// An index scan or, once time-ordered keys cluster the reported rows
+		// on few pages, a bitmap scan: both reach the rows by primary key.
+		require.Regexp(t, `(Index Scan using|Bitmap Index Scan on) item_execution_pkey`, text, tt.name+":\n"+text)
 		require.Contains(t, text, "Index Cond: (id = ANY", tt.name+":\n"+text)
 		t.Logf("%s generic plan:\n%s", tt.name, text)
 		_, err = conn.ExecContext(ctx, "DEALLOCATE report; RESET plan_cache_mode")
