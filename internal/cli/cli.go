@@ -148,7 +148,9 @@ func NewRoot(env Env) *cobra.Command {
 		Short: "The persistence layer for tracking automated work",
 		Long: `runledger migrates, inspects and demonstrates a runledger database.
 
-The database comes from --url, else DATABASE_URL.
+The database comes from --url, else DATABASE_URL. Read commands (inspect,
+progress, migrate status) read from --read-url, else DATABASE_READ_URL
+(a standby), when given, with read-only sessions.
 Exit status: 0 success, 1 failure, 2 usage error.`,
 		Version:       Version(),
 		SilenceErrors: true,
@@ -332,4 +334,23 @@ func addOutputFlag(cmd *cobra.Command) *output {
 // addURLFlag adds --url to cmd.
 func addURLFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("url", "", "database URL (default $DATABASE_URL)")
+}
+
+// addReadURLFlag adds --read-url to a command that only reads.
+func addReadURLFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("read-url", "", "read from this server instead, read-only: a standby (default $DATABASE_READ_URL unless --url is given)")
+}
+
+// readURL returns the URL a read command reads from instead of the
+// primary: --read-url, else DATABASE_READ_URL unless --url was given; ""
+// for none.
+func readURL(env Env, flagURL, flagReadURL string) string {
+	switch {
+	case flagReadURL != "":
+		return flagReadURL
+	case flagURL != "":
+		return ""
+	default:
+		return env.Getenv("DATABASE_READ_URL")
+	}
 }

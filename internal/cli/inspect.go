@@ -23,6 +23,16 @@ func openDB(ctx context.Context, env Env, flagURL string) (*db.DB, error) {
 	return db.Open(ctx, db.Config{URL: u})
 }
 
+// openReader opens the database a read command reads: read-only on
+// --read-url (or DATABASE_READ_URL) when given, else the database of --url
+// (or DATABASE_URL). An explicit flag wins over the environment.
+func openReader(ctx context.Context, env Env, flagURL, flagReadURL string) (*db.DB, error) {
+	if u := readURL(env, flagURL, flagReadURL); u != "" {
+		return db.OpenReplica(ctx, db.Config{URL: u})
+	}
+	return openDB(ctx, env, flagURL)
+}
+
 // runIDArg accepts one positional argument, a run ID.
 func runIDArg(_ *cobra.Command, args []string) error {
 	if len(args) != 1 {
@@ -34,18 +44,20 @@ func runIDArg(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-// newRunCmd is a command on one run: "[--url URL] [-o FORMAT] ID". fn gets
-// the open database, the run ID and the output format.
+// newRunCmd is a command on one run: "[--url URL] [--read-url URL] [-o
+// FORMAT] ID". It only reads: fn gets the database to read (read-only when
+// a read URL is given), the run ID and the output format.
 func newRunCmd(env Env, use, short string, fn func(ctx context.Context, d *db.DB, id uuid.UUID, out output) error) *cobra.Command {
 	cmd := &cobra.Command{Use: use + " ID", Short: short, Args: runIDArg}
 	url := addURLFlag(cmd)
+	readURL := addReadURLFlag(cmd)
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		id, err := uuid.Parse(args[0])
 		if err != nil {
 			return usageErrorf("%q is not a run ID (a UUID)", args[0])
 		}
-		d, err := openDB(cmd.Context(), env, *url)
+		d, err := openReader(cmd.Context(), env, *url, *readURL)
 		if err != nil {
 			return err
 		}
@@ -67,6 +79,7 @@ func newInspectCmd(env Env) *cobra.Command {
 				return writeJSON(env.Stdout, r)
 			}
 			renderRun(env.Stdout, r)
+			renderStaleness(env.Stdout, r.Staleness)
 			return nil
 		}))
 	return g
@@ -86,8 +99,16 @@ func newProgressCmd(env Env) *cobra.Command {
 			for _, b := range p.Batches {
 				fmt.Fprintf(env.Stdout, "  batch %s [%s] %s\n", b.Name, b.Status, countsLine(b.Counts))
 			}
+			renderStaleness(env.Stdout, p.Staleness)
 			return nil
 		})
+}
+
+// renderStaleness says, under counts read from a standby, how fresh they are.
+func renderStaleness(w io.Writer, st *db.Staleness) {
+	if st != nil && st.Standby {
+		fmt.Fprintf(w, "read from a %s\n", st)
+	}
 }
 
 // writeJSON writes v as indented JSON and a newline.

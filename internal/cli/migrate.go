@@ -11,6 +11,7 @@ import (
 	_ "github.com/lib/pq" // the postgres driver
 	"github.com/spf13/cobra"
 
+	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/internal/pgurl"
 	"github.com/runledger/runledger/internal/report"
 	"github.com/runledger/runledger/migrate"
@@ -151,23 +152,34 @@ func newMigrateStatusCmd(env Env) *cobra.Command {
 		Args:  exactArgs(),
 	}
 	url := addURLFlag(cmd)
+	readOnlyURL := addReadURLFlag(cmd)
 	dirPath := addDeployedDirFlag(cmd)
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		u, err := databaseURL(env, *url)
-		if err != nil {
-			return err
-		}
 		dir, err := deployedDir(*dirPath)
 		if err != nil {
 			return err
 		}
-		d, err := openSQL(ctx, u)
-		if err != nil {
-			return err
+		var d *sql.DB
+		u := readURL(env, *url, *readOnlyURL)
+		if u != "" {
+			// A standby (or any server we only read): read-only sessions.
+			r, err := db.OpenReplica(ctx, db.Config{URL: u, PoolSize: 1, MaxOverflow: 1})
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			d = r.SQL()
+		} else {
+			if u, err = databaseURL(env, *url); err != nil {
+				return err
+			}
+			if d, err = openSQL(ctx, u); err != nil {
+				return err
+			}
+			defer d.Close()
 		}
-		defer d.Close()
 		st, err := migrate.Status(ctx, d, dir)
 		if err != nil {
 			return err

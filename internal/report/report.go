@@ -136,6 +136,8 @@ type Run struct {
 	Counts             Counts                    `json:"counts"`
 	Orchestrations     []Orchestration           `json:"orchestrations"`
 	Batches            []BatchExecution          `json:"batches"` // by batch name
+	// Staleness is set when the run was read from a standby.
+	Staleness *db.Staleness `json:"staleness,omitempty"`
 }
 
 // Definition names a definition row (automation or batch); Active is false
@@ -236,6 +238,7 @@ func LoadRun(ctx context.Context, client *ent.Client, exec *execution.Client, id
 		Automation: Definition{ID: r.AutomationID},
 		Total:      prog.Counts.Total(), Counts: countsOf(prog.Counts),
 		Orchestrations: []Orchestration{}, Batches: []BatchExecution{},
+		Staleness: prog.Staleness,
 	}
 	if a := r.Edges.Automation; a != nil {
 		out.Automation = Definition{ID: a.ID, Name: a.Name, Active: a.IsActive}
