@@ -27,7 +27,7 @@ const (
 	SeverityWarning Severity = "warning"
 )
 
-// Codes of the findings about lint:ignore directives themselves. The other
+// Codes of the findings about directives themselves. The other
 // codes are Atlas's (see Lint).
 const (
 	// CodeBadDirective flags a lint:ignore directive without a reason, without
@@ -46,6 +46,24 @@ const (
 //
 // See Lint for the rules.
 const IgnoreDirective = "lint:ignore"
+
+// NolintDirective is Atlas's own directive, which Lint reads as Atlas does:
+//
+//	-- the column was unused since v1.4; backed up in the release notes
+//	-- atlas:nolint DS103
+//	ALTER TABLE "run" DROP COLUMN "legacy_state";
+//
+// Its arguments are codes (DS103) or analyzer names (destructive,
+// data_depend, condrop, incompatible), none meaning every analyzer. Above a
+// statement it covers that statement; in the file header (the comment lines
+// at the top of the file, followed by a blank line) it covers the whole file.
+// Atlas takes no reason on the directive's line, so Lint takes it from the
+// other lines of the same comment block, and refuses the directive without
+// one. See Lint.
+const NolintDirective = "atlas:nolint"
+
+// knownAnalyzers are the names of the analyzers registered by postgrescheck.
+var knownAnalyzers = map[string]bool{"destructive": true, "data_depend": true, "condrop": true, "incompatible": true}
 
 // knownCodes are the codes of the analyzers registered by postgrescheck.
 var knownCodes = map[string]bool{
@@ -68,12 +86,14 @@ type LintOptions struct {
 // Finding is one diagnostic of Lint.
 type Finding struct {
 	File     string   // the migration file's name
+	Line     int      // the line of the statement (or directive) in the file, from 1, as Atlas reports it; 0 when about the whole file
 	Pos      int      // the statement's position in the file, from 1; 0 when not tied to a statement
 	Stmt     string   // the statement's text; empty when Pos is 0
 	Code     string   // the check's code, such as DS103 or RL101
+	Analyzer string   // the Atlas analyzer that found it (destructive, data_depend, ...); empty for RL codes
 	Message  string   // what the check found
 	Severity Severity // whether it fails the lint
-	Reason   string   // for a suppressed finding, the lint:ignore directive's reason
+	Reason   string   // for a suppressed finding, the directive's reason
 }
 
 // LintReport is what Lint found.
@@ -139,17 +159,27 @@ func (r *LintReport) count(s Severity) int {
 // an error along with its reports. Only what Atlas inspects is seen (tables,
 // columns, indexes, foreign keys, checks, ...); functions and triggers are not.
 //
-// A finding is suppressed by a directive in the comment block directly above
-// its statement (no blank line in between), with one or more comma-separated
-// codes and a reason:
+// A finding is suppressed by Atlas's own directive, atlas:nolint (see
+// NolintDirective), in the comment block directly above its statement (no
+// blank line in between) or in the file header, with the reason on another
+// comment line of the block:
+//
+//	-- the column and its key were unused since v1.4
+//	-- atlas:nolint DS103 CD101
+//	ALTER TABLE "run" DROP COLUMN "legacy_engine_id";
+//
+// or by runledger's older form, lint:ignore, kept as an alias, with
+// comma-separated codes and the reason on its line:
 //
 //	-- lint:ignore DS103,CD101 the column and its key were unused since v1.4
 //	ALTER TABLE "run" DROP COLUMN "legacy_engine_id";
 //
-// It applies to that statement only. A directive without a reason or a code,
-// with an unknown code, or not directly above a statement is an error
-// finding (RL101) and suppresses nothing; a directive that suppresses
-// nothing is a warning (RL102).
+// Above a statement a directive applies to that statement only. A directive
+// without a reason, with an unknown code or analyzer, a lint:ignore without
+// a code, or a directive neither directly above a statement nor (atlas:nolint)
+// in the file header is an error finding (RL101) and suppresses nothing; a
+// directive (or one of its codes) that suppresses nothing is a warning
+// (RL102). Findings carry the line of their statement, as Atlas reports it.
 //
 // Lint returns an error, not a finding, when the directory fails its
 // atlas.sum, when a statement fails on the dev database, or when the dev
@@ -339,9 +369,9 @@ func (l *linter) lintFile(ctx context.Context, f migrate.File) (found, suppresse
 			sev = SeverityError
 		}
 		for _, d := range diags {
-			fd := Finding{File: f.Name(), Code: d.Code, Message: d.Text, Severity: sev}
+			fd := Finding{File: f.Name(), Code: d.Code, Analyzer: analyzerName(az), Message: d.Text, Severity: sev}
 			if p, ok := index[d.Pos]; ok {
-				fd.Pos, fd.Stmt = p, stmts[p-1].Text
+				fd.Pos, fd.Stmt, fd.Line = p, stmts[p-1].Text, lineOf(string(f.Bytes()), d.Pos)
 			}
 			raw = append(raw, fd)
 		}
@@ -361,23 +391,51 @@ func analyzerName(az sqlcheck.Analyzer) string {
 
 func sortFindings(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
-		if fs[i].Pos != fs[j].Pos {
-			return fs[i].Pos < fs[j].Pos
+		if fs[i].Line != fs[j].Line {
+			return fs[i].Line < fs[j].Line
 		}
 		return fs[i].Code < fs[j].Code
 	})
 }
 
-// directive is one parsed lint:ignore comment.
+// directive is one parsed lint:ignore or atlas:nolint comment.
 type directive struct {
-	codes  []string
-	reason string
-	bad    string // why the directive is invalid; empty when valid
-	used   map[string]bool
+	form      string   // IgnoreDirective or NolintDirective
+	codes     []string // the codes it names
+	analyzers []string // the analyzers it names (atlas:nolint only)
+	all       bool     // atlas:nolint with no argument: every analyzer
+	reason    string
+	bad       string // why the directive is invalid; empty when valid
+	used      map[string]bool
+	line      int // the directive's line in the file, from 1
+}
+
+// targets are the codes and analyzers d names, "" for all.
+func (d *directive) targets() []string {
+	if d.all {
+		return []string{""}
+	}
+	return append(append([]string{}, d.codes...), d.analyzers...)
+}
+
+// match returns the target of d that covers fd.
+func (d *directive) match(fd Finding) (string, bool) {
+	switch {
+	case d.bad != "":
+		return "", false
+	case d.all:
+		return "", true
+	case contains(d.codes, fd.Code):
+		return fd.Code, true
+	case fd.Analyzer != "" && contains(d.analyzers, fd.Analyzer):
+		return fd.Analyzer, true
+	}
+	return "", false
 }
 
 // parseDirectiveLine parses line (a comment line, with its "--") if it is a
-// lint:ignore directive.
+// lint:ignore or atlas:nolint directive. An atlas:nolint directive's reason
+// is set by the caller, from the comment lines around it.
 func parseDirectiveLine(line string) (*directive, bool) {
 	line = strings.TrimSpace(line)
 	rest, ok := strings.CutPrefix(line, "--")
@@ -385,12 +443,38 @@ func parseDirectiveLine(line string) (*directive, bool) {
 		return nil, false
 	}
 	rest = strings.TrimSpace(rest)
-	rest, ok = strings.CutPrefix(rest, IgnoreDirective)
-	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
+	form := ""
+	for _, f := range []string{IgnoreDirective, NolintDirective} {
+		if r, ok := strings.CutPrefix(rest, f); ok && (r == "" || r[0] == ' ' || r[0] == '\t') {
+			form, rest = f, r
+			break
+		}
+	}
+	if form == "" {
 		return nil, false
 	}
-	d := &directive{used: map[string]bool{}}
+	d := &directive{form: form, used: map[string]bool{}}
 	fields := strings.Fields(rest)
+	if form == NolintDirective {
+		if len(fields) == 0 {
+			d.all = true
+		}
+		for _, f := range fields {
+			for _, c := range strings.Split(f, ",") {
+				switch {
+				case c == "":
+				case knownCodes[strings.ToUpper(c)]:
+					d.codes = append(d.codes, strings.ToUpper(c))
+				case knownAnalyzers[strings.ToLower(c)]:
+					d.analyzers = append(d.analyzers, strings.ToLower(c))
+				default:
+					d.bad = fmt.Sprintf("names %q, neither a code nor an analyzer (write: -- atlas:nolint [CODE|ANALYZER ...], and the reason on a comment line of its own)", c)
+					return d, true
+				}
+			}
+		}
+		return d, true
+	}
 	if len(fields) == 0 {
 		d.bad = "names no code and gives no reason (write: -- lint:ignore CODE reason)"
 		return d, true
@@ -417,40 +501,110 @@ func parseDirectiveLine(line string) (*directive, bool) {
 	return d, true
 }
 
-// statementDirectives returns the lint:ignore directives in the comment block
-// attached to s.
-func statementDirectives(s *migrate.Stmt) []*directive {
-	var ds []*directive
-	for _, c := range s.Comments {
-		for _, line := range strings.Split(c, "\n") {
-			if d, ok := parseDirectiveLine(line); ok {
-				ds = append(ds, d)
+// blockDirectives parses the directives of a comment block (lines with
+// their "--"). An atlas:nolint directive takes its reason from the block's
+// other comment lines and is bad without one.
+func blockDirectives(lines []string) []*directive {
+	var (
+		ds   []*directive
+		text []string
+	)
+	for _, line := range lines {
+		if d, ok := parseDirectiveLine(line); ok {
+			ds = append(ds, d)
+			continue
+		}
+		if t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "--")); t != "" {
+			text = append(text, t)
+		}
+	}
+	for _, d := range ds {
+		if d.form == NolintDirective && d.bad == "" {
+			d.reason = strings.Join(text, " ")
+			if d.reason == "" {
+				d.bad = "gives no reason: say why on a comment line right above or below it"
 			}
 		}
 	}
 	return ds
 }
 
+// statementDirectives returns the directives in the comment block attached
+// to s.
+func statementDirectives(s *migrate.Stmt) []*directive {
+	var lines []string
+	for _, c := range s.Comments {
+		lines = append(lines, strings.Split(strings.TrimRight(c, "\n"), "\n")...)
+	}
+	return blockDirectives(lines)
+}
+
+// fileHeader returns the file's header: the comment lines at its top when a
+// blank line (or the end of the file) follows them, as Atlas reads file
+// directives. Comments directly above the first statement are that
+// statement's, not the header.
+func fileHeader(text string) (lines []string) {
+	rest := text
+	for strings.HasPrefix(rest, "--") {
+		line, after, found := strings.Cut(rest, "\n")
+		lines = append(lines, line)
+		if !found {
+			return lines
+		}
+		rest = after
+	}
+	if len(lines) == 0 || (rest != "" && !strings.HasPrefix(rest, "\n") && !strings.HasPrefix(rest, "\r\n")) {
+		return nil
+	}
+	return lines
+}
+
+// lineOf returns the line, from 1, of byte offset off in text.
+func lineOf(text string, off int) int {
+	if off > len(text) {
+		off = len(text)
+	}
+	return strings.Count(text[:off], "\n") + 1
+}
+
 // applyDirectives splits raw into the findings that stand and the ones the
-// statements' directives suppress, and adds the findings about directives.
+// directives suppress (above a statement: that statement; atlas:nolint in
+// the file header: the whole file), and adds the findings about directives.
 func applyDirectives(f migrate.File, stmts []*migrate.Stmt, raw []Finding) (found, suppressed []Finding) {
+	text := string(f.Bytes())
+	header := fileHeader(text)
+	var fileDs []*directive
+	for _, d := range blockDirectives(header) {
+		if d.form != NolintDirective {
+			continue // a lint:ignore in the header is stray: reported below
+		}
+		fileDs = append(fileDs, d)
+		if d.bad != "" {
+			found = append(found, Finding{File: f.Name(), Line: 1, Code: CodeBadDirective, Severity: SeverityError,
+				Message: d.form + " directive in the file header " + d.bad})
+		}
+	}
 	byStmt := make(map[int][]*directive)
 	for i, s := range stmts {
 		for _, d := range statementDirectives(s) {
 			byStmt[i+1] = append(byStmt[i+1], d)
 			if d.bad != "" {
 				found = append(found, Finding{
-					File: f.Name(), Pos: i + 1, Stmt: s.Text, Code: CodeBadDirective, Severity: SeverityError,
-					Message: "lint:ignore directive " + d.bad,
+					File: f.Name(), Pos: i + 1, Line: lineOf(text, s.Pos), Stmt: s.Text, Code: CodeBadDirective, Severity: SeverityError,
+					Message: d.form + " directive " + d.bad,
 				})
 			}
 		}
 	}
 	for _, fd := range raw {
-		var by *directive
-		for _, d := range byStmt[fd.Pos] {
-			if d.bad == "" && fd.Pos > 0 && contains(d.codes, fd.Code) {
-				by = d
+		var (
+			by  *directive
+			key string
+		)
+		candidates := append(append([]*directive{}, byStmt[fd.Pos]...), fileDs...)
+		for _, d := range candidates {
+			if k, ok := d.match(fd); ok {
+				by, key = d, k
 				break
 			}
 		}
@@ -458,49 +612,62 @@ func applyDirectives(f migrate.File, stmts []*migrate.Stmt, raw []Finding) (foun
 			found = append(found, fd)
 			continue
 		}
-		by.used[fd.Code] = true
+		by.used[key] = true
 		fd.Reason = by.reason
 		suppressed = append(suppressed, fd)
 	}
-	for pos, ds := range byStmt {
-		for _, d := range ds {
-			if d.bad != "" {
+	unused := func(d *directive, fd Finding) {
+		for _, t := range d.targets() {
+			if d.used[t] {
 				continue
 			}
-			for _, c := range d.codes {
-				if !d.used[c] {
-					found = append(found, Finding{
-						File: f.Name(), Pos: pos, Stmt: stmts[pos-1].Text, Code: CodeUnusedDirective, Severity: SeverityWarning,
-						Message: fmt.Sprintf("lint:ignore %s suppresses nothing on this statement: remove it", c),
-					})
-				}
+			what := d.form + " " + t
+			if t == "" {
+				what = d.form
+			}
+			fd.Code, fd.Severity = CodeUnusedDirective, SeverityWarning
+			fd.Message = fmt.Sprintf("%s suppresses nothing here: remove it", strings.TrimSpace(what))
+			found = append(found, fd)
+		}
+	}
+	for pos, ds := range byStmt {
+		for _, d := range ds {
+			if d.bad == "" {
+				unused(d, Finding{File: f.Name(), Pos: pos, Line: lineOf(text, stmts[pos-1].Pos), Stmt: stmts[pos-1].Text})
 			}
 		}
 	}
-	found = append(found, strayDirectives(f, stmts)...)
+	for _, d := range fileDs {
+		if d.bad == "" {
+			unused(d, Finding{File: f.Name(), Line: 1})
+		}
+	}
+	found = append(found, strayDirectives(f, stmts, len(header))...)
 	return found, suppressed
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
 			return true
 		}
 	}
 	return false
 }
 
-// strayDirectives reports lint:ignore lines outside the statements that are
-// not in the comment block attached to the next statement (a blank line in
-// between detaches a comment block), since they would silently do nothing.
-func strayDirectives(f migrate.File, stmts []*migrate.Stmt) []Finding {
+// strayDirectives reports directive lines that are neither in the file
+// header (atlas:nolint only; the first headerLines lines) nor in the comment
+// block attached to the next statement (a blank line in between detaches a
+// comment block), since they would silently do nothing.
+func strayDirectives(f migrate.File, stmts []*migrate.Stmt, headerLines int) []Finding {
 	var found []Finding
 	text := string(f.Bytes())
 	off := 0
 	for n, line := range strings.SplitAfter(text, "\n") {
 		lineOff := off
 		off += len(line)
-		if _, ok := parseDirectiveLine(line); !ok {
+		d, ok := parseDirectiveLine(line)
+		if !ok || (n < headerLines && d.form == NolintDirective) {
 			continue
 		}
 		next := -1
@@ -522,8 +689,8 @@ func strayDirectives(f migrate.File, stmts []*migrate.Stmt) []Finding {
 			continue
 		}
 		found = append(found, Finding{
-			File: f.Name(), Code: CodeBadDirective, Severity: SeverityError,
-			Message: fmt.Sprintf("lint:ignore directive on line %d is not directly above a statement (no blank line allowed in between), so it suppresses nothing", n+1),
+			File: f.Name(), Line: n + 1, Code: CodeBadDirective, Severity: SeverityError,
+			Message: fmt.Sprintf("%s directive is not directly above a statement (no blank line allowed in between) nor an atlas:nolint in the file header, so it suppresses nothing", d.form),
 		})
 	}
 	return found

@@ -219,3 +219,57 @@ func TestLintErrors(t *testing.T) {
 	require.Empty(t, rep.Files)
 	require.False(t, rep.Failed())
 }
+
+func TestLintAtlasNolint(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body     string
+		found, ignored []string
+		reason         string
+	}{
+		{"code", "-- nick was never shown\n-- atlas:nolint DS103\nALTER TABLE \"pet\" DROP COLUMN \"nick\";\n", nil, []string{"DS103"}, "nick was never shown"},
+		{"codes, reason below", "-- atlas:nolint DS103 CD101\n-- the owner link moves to a join table\nALTER TABLE \"pet\" DROP CONSTRAINT \"pet_owner\", DROP COLUMN \"nick\";\n", nil, []string{"CD101", "DS103"}, "the owner link moves to a join table"},
+		{"analyzer", "-- toy was never used\n-- atlas:nolint destructive\nDROP TABLE \"toy\";\n", nil, []string{"DS102"}, "toy was never used"},
+		{"every analyzer", "-- reviewed in #12\n-- atlas:nolint\nDROP TABLE \"toy\";\n", nil, []string{"DS102"}, "reviewed in #12"},
+		{"file header", "-- atlas:nolint DS102\n-- toy is gone for good\n\nCREATE TABLE \"audit\" (\"id\" bigint NOT NULL, PRIMARY KEY (\"id\"));\nDROP TABLE \"toy\";\n", nil, []string{"DS102"}, "toy is gone for good"},
+		{"file header covers its codes only", "-- atlas:nolint DS102\n-- toy is gone for good\n\nDROP TABLE \"toy\";\nALTER TABLE \"pet\" DROP COLUMN \"nick\";\n", []string{"DS103"}, []string{"DS102"}, "toy is gone for good"},
+		{"no reason", "-- atlas:nolint DS102\nDROP TABLE \"toy\";\n", []string{migrate.CodeBadDirective, "DS102"}, nil, ""},
+		{"unknown name", "-- reviewed\n-- atlas:nolint frobnicate\nDROP TABLE \"toy\";\n", []string{migrate.CodeBadDirective, "DS102"}, nil, ""},
+		{"suppresses nothing", "-- reviewed\n-- atlas:nolint DS102\nALTER TABLE \"pet\" DROP COLUMN \"nick\";\n", []string{migrate.CodeUnusedDirective, "DS103"}, nil, ""},
+		{"lint:ignore is not a header directive", "-- lint:ignore DS102 toy was never used\n\nDROP TABLE \"toy\";\n", []string{migrate.CodeBadDirective, "DS102"}, nil, ""},
+		{"detached by a blank line", "CREATE TABLE \"audit\" (\"id\" bigint NOT NULL, PRIMARY KEY (\"id\"));\n\n-- reviewed\n-- atlas:nolint DS102\n\nDROP TABLE \"toy\";\n", []string{migrate.CodeBadDirective, "DS102"}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rep := lint(t, lintDir(t, tc.body), 1)
+			require.ElementsMatch(t, tc.found, codes(rep.Findings), "%+v", rep.Findings)
+			require.ElementsMatch(t, tc.ignored, codes(rep.Suppressed), "%+v", rep.Suppressed)
+			for _, s := range rep.Suppressed {
+				require.Equal(t, tc.reason, s.Reason)
+			}
+		})
+	}
+}
+
+func TestLintReportsLines(t *testing.T) {
+	t.Parallel()
+	body := `-- A change in three statements.
+
+CREATE TABLE "audit" (
+  "id" bigint NOT NULL,
+  PRIMARY KEY ("id")
+);
+
+-- lint:ignore DS103 nick is unused since v1.4
+ALTER TABLE "pet" DROP COLUMN "nick";
+DROP TABLE "toy";
+`
+	rep := lint(t, lintDir(t, body), 1)
+	require.Len(t, rep.Findings, 1)
+	require.Equal(t, "DS102", rep.Findings[0].Code)
+	require.Equal(t, 10, rep.Findings[0].Line)
+	require.Equal(t, 3, rep.Findings[0].Pos)
+	require.Equal(t, "destructive", rep.Findings[0].Analyzer)
+	require.Len(t, rep.Suppressed, 1)
+	require.Equal(t, 9, rep.Suppressed[0].Line)
+}

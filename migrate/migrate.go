@@ -14,8 +14,9 @@
 //     check the directory against it.
 //   - Lint replays the files on a dev database and runs Atlas's analyzers
 //     (destructive, data-dependent, dropped-constraint and incompatible
-//     changes) on them; a reviewed finding is let through with a
-//     "-- lint:ignore CODE reason" comment.
+//     changes) on them; a reviewed finding is let through with Atlas's
+//     "-- atlas:nolint CODE" directive (or the older "-- lint:ignore CODE
+//     reason").
 //
 // The migration files are embedded: Embedded returns them as an atlas Dir.
 package migrate

@@ -13,13 +13,13 @@ import (
 // newMigrateLintCmd runs Atlas's analyzers on the migration files. It prints
 // one line per finding,
 //
-//	FILE:POS CODE SEVERITY message
+//	FILE:LINE CODE SEVERITY message
 //
-// followed by the statement, indented by a tab (POS is the statement's
-// position in the file from 1, 0 for a finding about the file). Findings a
-// lint:ignore directive let through follow as
+// followed by the statement, indented by a tab (LINE is the line the
+// statement starts on, as Atlas reports it; a finding about the whole file
+// has FILE alone). Findings a directive let through follow as
 //
-//	FILE:POS CODE ignored: reason
+//	FILE:LINE CODE ignored: reason
 //
 // and a summary line ends the output. It fails (exit 1) when an error-level
 // finding remains.
@@ -46,7 +46,7 @@ func newMigrateLintCmd(env Env) *cobra.Command {
 		}
 		printLint(env.Stdout, rep)
 		if rep.Failed() {
-			return fmt.Errorf("%s: fix the migration or, once reviewed, put '-- lint:ignore CODE reason' right above the statement (docs/lint.md)", plural(rep.Errors(), "error-level finding"))
+			return fmt.Errorf("%s: fix the migration or, once reviewed, put '-- atlas:nolint CODE' and a comment saying why right above the statement (docs/lint.md)", plural(rep.Errors(), "error-level finding"))
 		}
 		return nil
 	}
@@ -55,13 +55,13 @@ func newMigrateLintCmd(env Env) *cobra.Command {
 
 func printLint(w io.Writer, rep *migrate.LintReport) {
 	for _, f := range rep.Findings {
-		fmt.Fprintf(w, "%s:%d %s %s %s\n", f.File, f.Pos, f.Code, f.Severity, f.Message)
+		fmt.Fprintf(w, "%s %s %s %s\n", where(f), f.Code, f.Severity, f.Message)
 		if f.Stmt != "" {
 			fmt.Fprintf(w, "\t%s\n", strings.ReplaceAll(f.Stmt, "\n", "\n\t"))
 		}
 	}
 	for _, f := range rep.Suppressed {
-		fmt.Fprintf(w, "%s:%d %s ignored: %s\n", f.File, f.Pos, f.Code, f.Reason)
+		fmt.Fprintf(w, "%s %s ignored: %s\n", where(f), f.Code, f.Reason)
 	}
 	replayed := ""
 	if rep.Replayed > 0 {
@@ -69,6 +69,14 @@ func printLint(w io.Writer, rep *migrate.LintReport) {
 	}
 	fmt.Fprintf(w, "linted %s%s: %s, %s, %d ignored\n",
 		plural(len(rep.Files), "file"), replayed, plural(rep.Errors(), "error"), plural(rep.Warnings(), "warning"), len(rep.Suppressed))
+}
+
+// where is FILE:LINE, or FILE for a finding about the whole file.
+func where(f migrate.Finding) string {
+	if f.Line == 0 {
+		return f.File
+	}
+	return fmt.Sprintf("%s:%d", f.File, f.Line)
 }
 
 func plural(n int, noun string) string {

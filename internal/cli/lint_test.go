@@ -43,9 +43,9 @@ ALTER TABLE "pet" DROP COLUMN "nick";
 
 	code, out, errs := runLint(t, "--latest", "1", "--dir", dir, "--dev-url", dbtest.ServerURL())
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errs)
-	require.Equal(t, `20260102000000_change.sql:2 DS103 error Dropping non-virtual column "nick"
+	require.Equal(t, `20260102000000_change.sql:3 DS103 error Dropping non-virtual column "nick"
 	ALTER TABLE "pet" DROP COLUMN "nick";
-20260102000000_change.sql:1 DS102 ignored: toy was never used
+20260102000000_change.sql:2 DS102 ignored: toy was never used
 linted 1 file (after replaying 1 earlier file): 1 error, 0 warnings, 1 ignored
 `, out)
 	require.Contains(t, errs, "1 error-level finding")
