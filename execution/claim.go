@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -145,7 +146,7 @@ func (c *Client) Claim(ctx context.Context, worker string, n int, lease time.Dur
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, outcomeUnknown("claim", err)
 	}
 	return out, nil
 }
@@ -438,7 +439,7 @@ func (c *Client) report(ctx context.Context, worker string, ids []uuid.UUID, att
 		return nil
 	})
 	if err != nil {
-		return Report{}, err
+		return Report{}, outcomeUnknown("report", err)
 	}
 	// Committed: from here on nothing turns the report into an error but a
 	// failure to learn what happened to the items it did not apply to.
@@ -490,6 +491,18 @@ func (c *Client) report(ctx context.Context, worker string, ids []uuid.UUID, att
 		return rep, &LeaseLostError{Worker: worker, IDs: lost}
 	}
 	return rep, nil
+}
+
+// outcomeUnknown says so on an error that lost the connection: the
+// statement may have committed.
+func outcomeUnknown(what string, err error) error {
+	if !errors.Is(err, runledger.ErrUnavailable) {
+		return err
+	}
+	if what == "claim" {
+		return fmt.Errorf("execution: claim: outcome unknown (items may have been claimed: they come back through Rescue when their lease expires; claiming again is safe): %w", err)
+	}
+	return fmt.Errorf("execution: %s: outcome unknown (the change may have committed: retrying the same call is safe): %w", what, err)
 }
 
 // rollupLogged rolls up after a committed change; a failure is logged, as the

@@ -104,6 +104,41 @@ func TestFaults(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, tdb.Close())
 
+	t.Run("outcome unknown, then replayed", func(t *testing.T) {
+		f := newFaultRun(t, server, admin, template, "faults_unknown")
+		ctx := context.Background()
+		got, err := f.exec.Claim(ctx, "w", 3, time.Minute)
+		require.NoError(t, err)
+		results := make([]execution.Result, len(got))
+		ids := make([]uuid.UUID, len(got))
+		for i, c := range got {
+			results[i] = execution.Result{ID: c.ID, Attempt: c.Attempt}
+			ids[i] = c.ID
+		}
+		px := startLossyProxy(t, fmt.Sprintf("127.0.0.1:%d", server.Port()), 0)
+		x := execution.New(openFaultDB(t, fmt.Sprintf("postgres://root@%s/%s?sslmode=disable", px.addr(), f.dbName)), execution.Options{})
+		defer x.Close()
+
+		// Prepare the report statement on the connection first.
+		_, err = x.Complete(ctx, "w", []execution.Result{{ID: uuid.New()}})
+		require.ErrorIs(t, err, runledger.ErrLeaseLost)
+		px.all.Store(true) // the answer to the report is lost, and the connection with it
+		rep, err := x.Complete(ctx, "w", results)
+		require.ErrorIs(t, err, runledger.ErrUnavailable)
+		require.ErrorIs(t, err, runledger.ErrTransient)
+		require.ErrorContains(t, err, "outcome unknown")
+		require.Equal(t, execution.Report{}, rep)
+		var done int
+		require.NoError(t, f.plain.QueryRow(`SELECT count(*) FROM item_execution WHERE status = 'succeeded' AND updated_by = 'w'`).Scan(&done))
+		require.Equal(t, len(got), done, "the report did commit")
+
+		px.all.Store(false) // the same call again: applied once, answered as applied
+		rep, err = x.Complete(ctx, "w", results)
+		require.NoError(t, err)
+		require.Empty(t, rep.Succeeded)
+		require.ElementsMatch(t, ids, rep.Replayed)
+	})
+
 	for i, sc := range faultScenarios() {
 		// Sequential: restarts and crashes hit the whole server.
 		t.Run(sc.name, func(t *testing.T) {
@@ -620,6 +655,7 @@ type lossyProxy struct {
 	ln      net.Listener
 	target  string
 	drop    atomic.Uint64 // the probability, in millionths
+	all     atomic.Bool   // cut before every answer, changes or not
 	dropped atomic.Int64
 }
 
@@ -684,7 +720,7 @@ func (px *lossyProxy) serve(client net.Conn) {
 				changed = true
 			}
 		case 'Z': // ReadyForQuery: the statement and its commit are done
-			if changed && len(body) == 1 && body[0] == 'I' && rng.Float64()*1e6 < float64(px.drop.Load()) {
+			if px.all.Load() || changed && len(body) == 1 && body[0] == 'I' && rng.Float64()*1e6 < float64(px.drop.Load()) {
 				px.dropped.Add(1)
 				return // the answer is lost
 			}
