@@ -117,7 +117,7 @@ func TestFaults(t *testing.T) {
 		}
 		px := startLossyProxy(t, fmt.Sprintf("127.0.0.1:%d", server.Port()), 0)
 		x := execution.New(openFaultDB(t, fmt.Sprintf("postgres://root@%s/%s?sslmode=disable", px.addr(), f.dbName)), execution.Options{})
-		defer x.Close()
+		defer func() { _ = x.Close() }()
 
 		// Prepare the report statement on the connection first.
 		_, err = x.Complete(ctx, "w", []execution.Result{{ID: uuid.New()}})
@@ -139,8 +139,8 @@ func TestFaults(t *testing.T) {
 		require.ElementsMatch(t, ids, rep.Replayed)
 	})
 
+	//nolint:paralleltest // sequential: restarts and crashes hit the whole server
 	for i, sc := range faultScenarios() {
-		// Sequential: restarts and crashes hit the whole server.
 		t.Run(sc.name, func(t *testing.T) {
 			f := newFaultRun(t, server, admin, template, fmt.Sprintf("faults_%d", i))
 			if sc.setup != nil {
@@ -267,6 +267,17 @@ func newFaultRun(t *testing.T, server *pgserver.Server, admin *sql.DB, template,
 	return f
 }
 
+// openWorkerDB opens a worker's pool, waiting for a server that may be down
+// right now.
+func openWorkerDB(ctx context.Context, url string) (*db.DB, error) {
+	d, err := db.Open(ctx, db.Config{URL: url, PoolSize: 2, MaxOverflow: 2, ValidateAfter: -1})
+	for i := 0; err != nil && i < 50; i++ {
+		time.Sleep(50 * time.Millisecond)
+		d, err = db.Open(ctx, db.Config{URL: url, PoolSize: 2, MaxOverflow: 2, ValidateAfter: -1})
+	}
+	return d, err
+}
+
 func openFaultDB(t *testing.T, url string) *db.DB {
 	t.Helper()
 	d, err := db.Open(context.Background(), db.Config{URL: url, PoolSize: 2, MaxOverflow: 2, ValidateAfter: -1})
@@ -319,7 +330,7 @@ func (f *faultRun) burnDown(t *testing.T, sc scenario) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.worker(ctx, t, fmt.Sprintf("worker-%d", w), uint64(w), done); err != nil {
+			if err := f.worker(ctx, fmt.Sprintf("worker-%d", w), uint64(w), done); err != nil {
 				errs <- err
 			}
 		}()
@@ -328,7 +339,7 @@ func (f *faultRun) burnDown(t *testing.T, sc scenario) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.zombie(ctx, t); err != nil {
+			if err := f.zombie(ctx); err != nil {
 				errs <- err
 			}
 		}()
@@ -336,8 +347,14 @@ func (f *faultRun) burnDown(t *testing.T, sc scenario) {
 	wg.Add(1)
 	go func() { // the rescuer: expired leases and lost roll-ups
 		defer wg.Done()
-		rescuer := execution.New(openFaultDB(t, f.workerURL), execution.Options{RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
-		defer rescuer.Close()
+		d, err := openWorkerDB(ctx, f.workerURL)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer func() { _ = d.Close() }()
+		rescuer := execution.New(d, execution.Options{RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+		defer func() { _ = rescuer.Close() }()
 		for {
 			select {
 			case <-done:
@@ -394,18 +411,14 @@ func (f *faultRun) burnDown(t *testing.T, sc scenario) {
 }
 
 // worker claims, works and reports like a well-behaved worker process.
-func (f *faultRun) worker(ctx context.Context, t *testing.T, name string, seed uint64, done <-chan struct{}) error {
-	d, err := db.Open(ctx, db.Config{URL: f.workerURL, PoolSize: 2, MaxOverflow: 2, ValidateAfter: -1})
-	for i := 0; err != nil && i < 50; i++ { // the server may be down right now
-		time.Sleep(50 * time.Millisecond)
-		d, err = db.Open(ctx, db.Config{URL: f.workerURL, PoolSize: 2, MaxOverflow: 2, ValidateAfter: -1})
-	}
+func (f *faultRun) worker(ctx context.Context, name string, seed uint64, done <-chan struct{}) error {
+	d, err := openWorkerDB(ctx, f.workerURL)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	x := execution.New(d, execution.Options{RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
-	defer x.Close()
+	defer func() { _ = x.Close() }()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	for {
 		select {
@@ -465,7 +478,7 @@ func (f *faultRun) report(ctx context.Context, name string, send func() (executi
 			f.lost.Add(int64(len(lost.IDs)))
 		case errors.Is(err, runledger.ErrTransient) && ctx.Err() == nil:
 			if len(rep.Succeeded)+len(rep.Failed)+len(rep.Retrying)+len(rep.Cancelled)+len(rep.Replayed) > 0 {
-				return rep, fmt.Errorf("%s: a report came back with an error: %v", name, err)
+				return rep, fmt.Errorf("%s: a report came back with an error: %w", name, err)
 			}
 			f.transient.Add(1)
 			time.Sleep(20 * time.Millisecond)
@@ -491,10 +504,14 @@ func (f *faultRun) tell(worker string, ids []uuid.UUID) {
 
 // zombie claims items, stops reporting past its lease until Rescue took
 // them back, then reports them: every one must come back lease lost.
-func (f *faultRun) zombie(ctx context.Context, t *testing.T) error {
-	d := openFaultDB(t, f.workerURL)
+func (f *faultRun) zombie(ctx context.Context) error {
+	d, err := openWorkerDB(ctx, f.workerURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
 	x := execution.New(d, execution.Options{})
-	defer x.Close()
+	defer func() { _ = x.Close() }()
 	var got []execution.Claimed
 	for i := 0; len(got) == 0; i++ {
 		var err error
@@ -532,10 +549,10 @@ func (f *faultRun) zombie(ctx context.Context, t *testing.T) error {
 	rep, err := x.Complete(ctx, "zombie", results)
 	var lost *execution.LeaseLostError
 	if !errors.As(err, &lost) || len(lost.IDs) != len(got) {
-		return fmt.Errorf("zombie: a late report must be lease lost for every item: report %+v, error %v", rep, err)
+		return fmt.Errorf("zombie: a late report must be lease lost for every item: report %+v, error %w", rep, err)
 	}
 	if !errors.Is(err, runledger.ErrLeaseLost) || errors.Is(err, runledger.ErrStale) {
-		return fmt.Errorf("zombie: wrong sentinels: %v", err)
+		return fmt.Errorf("zombie: wrong sentinels: %w", err)
 	}
 	f.lost.Add(int64(len(lost.IDs)))
 	return nil
@@ -684,12 +701,12 @@ func startLossyProxy(t *testing.T, target string, p float64) *lossyProxy {
 func (px *lossyProxy) addr() string { return px.ln.Addr().String() }
 
 func (px *lossyProxy) serve(client net.Conn) {
-	defer client.Close()
+	defer func() { _ = client.Close() }()
 	server, err := net.Dial("tcp", px.target)
 	if err != nil {
 		return
 	}
-	defer server.Close()
+	defer func() { _ = server.Close() }()
 	go func() {
 		_, _ = io.Copy(server, client)
 		_ = server.Close()
