@@ -120,4 +120,8 @@ func TestPGPasswordNeverPrinted(t *testing.T) {
 	r := run(t, map[string]string{"PGPASSWORD": "Pw-S3cr3t-env", "DATABASE_URL": "postgres://root:Pw-S3cr3t-env@127.0.0.1:bad/x"}, "migrate", "status")
 	require.Equal(t, 1, r.code)
 	require.NotContains(t, r.stdout+r.stderr, "S3cr3t")
+	r = run(t, map[string]string{"DATABASE_URL": "postgres://root@127.0.0.1:1/x?sslmode=disable&connect_timeout=2",
+		"DATABASE_READ_URL": "postgres://root:Pw-S3cr3t-read@127.0.0.1:bad/x"}, "progress", "6f1c3f0e-0000-4000-8000-000000000000")
+	require.NotEqual(t, 0, r.code)
+	require.NotContains(t, r.stdout+r.stderr, "S3cr3t")
 }

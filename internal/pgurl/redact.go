@@ -12,7 +12,7 @@ import (
 
 // EnvVars are the environment variables whose connection strings and
 // passwords the tools read; NewRedactor's callers pass their values.
-var EnvVars = []string{"DATABASE_URL", "TEST_DATABASE_URL", "PGPASSWORD"}
+var EnvVars = []string{"DATABASE_URL", "DATABASE_READ_URL", "TEST_DATABASE_URL", "PGPASSWORD"}
 
 // Redactor removes passwords from text. It is built from everything a
 // program was given that may hold one (its arguments, the values of
