@@ -4,13 +4,17 @@ package enttest
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/runledger/runledger/ent"
 	// required by schema hooks.
 	_ "github.com/runledger/runledger/ent/runtime"
 
-	"entgo.io/ent/dialect/sql/schema"
-	"github.com/runledger/runledger/ent/migrate"
+	"github.com/runledger/runledger/migrate"
 )
 
 type (
@@ -25,8 +29,7 @@ type (
 	Option func(*options)
 
 	options struct {
-		opts        []ent.Option
-		migrateOpts []schema.MigrateOption
+		opts []ent.Option
 	}
 )
 
@@ -34,13 +37,6 @@ type (
 func WithOptions(opts ...ent.Option) Option {
 	return func(o *options) {
 		o.opts = append(o.opts, opts...)
-	}
-}
-
-// WithMigrateOptions forwards options to auto migration.
-func WithMigrateOptions(opts ...schema.MigrateOption) Option {
-	return func(o *options) {
-		o.migrateOpts = append(o.migrateOpts, opts...)
 	}
 }
 
@@ -52,33 +48,36 @@ func newOptions(opts []Option) *options {
 	return o
 }
 
-// Open calls ent.Open and auto-run migration.
+// Open opens dataSourceName (driverName "postgres"), applies runledger's
+// real migrations to it (guards, triggers and history included, as the
+// application does at start; ent's own enttest would run Schema.Create, which
+// makes the tables and none of the guards) and returns a client on it. Close
+// the client when done. For a fresh database per test, use runledgertest.
 func Open(t TestingT, driverName, dataSourceName string, opts ...Option) *ent.Client {
 	o := newOptions(opts)
-	c, err := ent.Open(driverName, dataSourceName, o.opts...)
+	fail := func(err error) {
+		t.Error(err)
+		t.FailNow()
+	}
+	if driverName != dialect.Postgres {
+		fail(fmt.Errorf("enttest: runledger runs on PostgreSQL only, not %q", driverName))
+		return nil
+	}
+	db, err := sql.Open(driverName, dataSourceName)
 	if err != nil {
-		t.Error(err)
-		t.FailNow()
+		fail(fmt.Errorf("enttest: open: %w", err))
+		return nil
 	}
-	migrateSchema(t, c, o)
-	return c
-}
-
-// NewClient calls ent.NewClient and auto-run migration.
-func NewClient(t TestingT, opts ...Option) *ent.Client {
-	o := newOptions(opts)
-	c := ent.NewClient(o.opts...)
-	migrateSchema(t, c, o)
-	return c
-}
-func migrateSchema(t TestingT, c *ent.Client, o *options) {
-	tables, err := schema.CopyTables(migrate.Tables)
+	dir, err := migrate.Embedded()
 	if err != nil {
-		t.Error(err)
-		t.FailNow()
+		_ = db.Close()
+		fail(err)
+		return nil
 	}
-	if err := migrate.Create(context.Background(), c.Schema, tables, o.migrateOpts...); err != nil {
-		t.Error(err)
-		t.FailNow()
+	if _, err := migrate.Apply(context.Background(), db, dir, migrate.ApplyOptions{}); err != nil {
+		_ = db.Close()
+		fail(fmt.Errorf("enttest: migrate: %w", err))
+		return nil
 	}
+	return ent.NewClient(append([]ent.Option{ent.Driver(entsql.OpenDB(dialect.Postgres, db))}, o.opts...)...)
 }
