@@ -35,6 +35,10 @@ type Options struct {
 	// the change it follows committed (Rescue's sweep finishes it). Default:
 	// discard.
 	Logger *slog.Logger
+	// ChartSampleAbove: Charts samples runs with more items than this
+	// (default DefaultChartSampleAbove), about ChartSampleTarget of them
+	// (default DefaultChartSampleTarget).
+	ChartSampleAbove, ChartSampleTarget int64
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +56,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ChartSampleAbove <= 0 {
+		o.ChartSampleAbove = DefaultChartSampleAbove
+	}
+	if o.ChartSampleTarget <= 0 {
+		o.ChartSampleTarget = DefaultChartSampleTarget
 	}
 	return o
 }
