@@ -33,24 +33,45 @@ const (
 	DefaultMaxPayload = 64 << 10
 )
 
+// The JSON field names of the views are those of the CLI's `-o json`
+// shapes (internal/report) where the two overlap.
+
+// Ref names a definition row: an automation or a batch.
+type Ref struct {
+	ID     uuid.UUID `json:"id"`
+	Name   string    `json:"name"`
+	Active bool      `json:"active"`
+}
+
 // RunSummary is a run as lists show it: its status, times and item counts.
 type RunSummary struct {
 	ID                 uuid.UUID                 `json:"id"`
-	AutomationID       uuid.UUID                 `json:"automation_id"`
-	Automation         string                    `json:"automation"`
 	Status             runledger.ExecutionStatus `json:"status"`
+	Automation         Ref                       `json:"automation"`
 	CorrelationID      string                    `json:"correlation_id,omitempty"`
 	CreatedAt          time.Time                 `json:"created_at"`
 	StartedAt          *time.Time                `json:"started_at,omitempty"`
 	FinishedAt         *time.Time                `json:"finished_at,omitempty"`
+	DurationMS         *int64                    `json:"duration_ms,omitempty"` // finished - started
 	CancellationReason string                    `json:"cancellation_reason,omitempty"`
 	ErrorSummary       string                    `json:"error_summary,omitempty"`
+	Total              int64                     `json:"total"`
 	Counts             Counts                    `json:"counts"`
 }
 
 // Duration is finished_at - started_at (until now while the run is
 // unfinished), and false before the run started.
 func (r RunSummary) Duration() (time.Duration, bool) { return span(r.StartedAt, r.FinishedAt) }
+
+// millis is the JSON form of a finished span: milliseconds, nil while
+// unfinished or unstarted.
+func millis(start, end *time.Time) *int64 {
+	if start == nil || end == nil {
+		return nil
+	}
+	ms := end.Sub(*start).Milliseconds()
+	return &ms
+}
 
 func span(start, end *time.Time) (time.Duration, bool) {
 	if start == nil {
@@ -132,7 +153,7 @@ func statusNames(statuses []runledger.ExecutionStatus) (any, error) {
 }
 
 // runColumns are the columns scanRun reads, from run r joined to automation a.
-const runColumns = `r.id, r.automation_id, a.name, r.status, coalesce(r.correlation_id, ''), r.created_at,
+const runColumns = `r.id, r.automation_id, a.name, a.is_active, r.status, coalesce(r.correlation_id, ''), r.created_at,
 	r.started_at, r.finished_at, coalesce(r.cancellation_reason, ''), coalesce(r.error_summary, '')`
 
 func scanRun(rows interface{ Scan(...any) error }) (RunSummary, error) {
@@ -141,10 +162,11 @@ func scanRun(rows interface{ Scan(...any) error }) (RunSummary, error) {
 		status   string
 		from, to sql.NullTime
 	)
-	err := rows.Scan(&r.ID, &r.AutomationID, &r.Automation, &status, &r.CorrelationID, &r.CreatedAt,
+	err := rows.Scan(&r.ID, &r.Automation.ID, &r.Automation.Name, &r.Automation.Active, &status, &r.CorrelationID, &r.CreatedAt,
 		&from, &to, &r.CancellationReason, &r.ErrorSummary)
 	r.Status = runledger.ExecutionStatus(status)
 	r.StartedAt, r.FinishedAt = timePtr(from), timePtr(to)
+	r.DurationMS = millis(r.StartedAt, r.FinishedAt)
 	r.Counts = Counts{}
 	return r, err
 }
@@ -235,6 +257,7 @@ func (c *Client) fillCounts(ctx context.Context, runs []RunSummary) error {
 			return err
 		}
 		runs[at[id]].Counts[runledger.ExecutionStatus(status)] = n
+		runs[at[id]].Total += n
 		return nil
 	})
 }
@@ -340,7 +363,7 @@ func (c *Client) ListAutomations(ctx context.Context, f AutomationFilter) (*Auto
 		return nil, err
 	}
 	for _, r := range runs {
-		a := &page.Automations[at[r.AutomationID]]
+		a := &page.Automations[at[r.Automation.ID]]
 		a.LatestRuns = append(a.LatestRuns, r)
 	}
 	return page, nil
@@ -349,11 +372,12 @@ func (c *Client) ListAutomations(ctx context.Context, f AutomationFilter) (*Auto
 // BatchSummary is a batch execution with its item counts.
 type BatchSummary struct {
 	ID         uuid.UUID                 `json:"id"` // the batch execution
-	BatchID    uuid.UUID                 `json:"batch_id"`
-	Name       string                    `json:"name"`
+	Batch      Ref                       `json:"batch"`
 	Status     runledger.ExecutionStatus `json:"status"`
 	StartedAt  *time.Time                `json:"started_at,omitempty"`
 	FinishedAt *time.Time                `json:"finished_at,omitempty"`
+	DurationMS *int64                    `json:"duration_ms,omitempty"`
+	Total      int64                     `json:"total"`
 	Counts     Counts                    `json:"counts"`
 }
 
@@ -397,7 +421,7 @@ func (c *Client) RunDetail(ctx context.Context, runID uuid.UUID) (*RunDetail, er
 	}
 	d := &RunDetail{RunSummary: r, Batches: []BatchSummary{}, Orchestrations: []OrchestrationSummary{}}
 	rows, err := c.read.SQL().QueryContext(ctx, `
-		SELECT be.id, be.batch_id, b.name, be.status, be.started_at, be.finished_at, sc.status, coalesce(sc.n, 0)
+		SELECT be.id, be.batch_id, b.name, b.is_active, be.status, be.started_at, be.finished_at, sc.status, coalesce(sc.n, 0)
 		FROM batch_execution be
 		JOIN batch b ON b.id = be.batch_id
 		LEFT JOIN (
@@ -416,12 +440,13 @@ func (c *Client) RunDetail(ctx context.Context, runID uuid.UUID) (*RunDetail, er
 			scStatus sql.NullString
 			n        int64
 		)
-		if err := rows.Scan(&b.ID, &b.BatchID, &b.Name, &status, &from, &to, &scStatus, &n); err != nil {
+		if err := rows.Scan(&b.ID, &b.Batch.ID, &b.Batch.Name, &b.Batch.Active, &status, &from, &to, &scStatus, &n); err != nil {
 			return err
 		}
 		i, ok := index[b.ID]
 		if !ok {
 			b.Status, b.StartedAt, b.FinishedAt, b.Counts = runledger.ExecutionStatus(status), timePtr(from), timePtr(to), Counts{}
+			b.DurationMS = millis(b.StartedAt, b.FinishedAt)
 			i = len(d.Batches)
 			index[b.ID] = i
 			d.Batches = append(d.Batches, b)
@@ -429,7 +454,9 @@ func (c *Client) RunDetail(ctx context.Context, runID uuid.UUID) (*RunDetail, er
 		if scStatus.Valid && n != 0 {
 			st := runledger.ExecutionStatus(scStatus.String)
 			d.Batches[i].Counts[st] += n
+			d.Batches[i].Total += n
 			d.Counts[st] += n
+			d.Total += n
 		}
 		return nil
 	}); err != nil {
@@ -467,10 +494,10 @@ func (c *Client) RunDetail(ctx context.Context, runID uuid.UUID) (*RunDetail, er
 
 // HistoryEntry is one status change of an item execution.
 type HistoryEntry struct {
-	From      runledger.ExecutionStatus `json:"from,omitempty"` // empty for the first entry
-	To        runledger.ExecutionStatus `json:"to"`
-	ChangedAt time.Time                 `json:"changed_at"`
-	Actor     string                    `json:"actor,omitempty"` // who made the change (created_by)
+	From  *runledger.ExecutionStatus `json:"from"` // null for the first entry
+	To    runledger.ExecutionStatus  `json:"to"`
+	At    time.Time                  `json:"at"`
+	Actor string                     `json:"actor,omitempty"` // who made the change (created_by)
 }
 
 // ItemSummary is an item execution as lists show it, with its history.
@@ -478,16 +505,17 @@ type ItemSummary struct {
 	ID               uuid.UUID                 `json:"id"` // the item execution
 	RunID            uuid.UUID                 `json:"run_id"`
 	BatchExecutionID uuid.UUID                 `json:"batch_execution_id"`
-	Batch            string                    `json:"batch"`
+	Batch            Ref                       `json:"batch"`
 	ItemID           uuid.UUID                 `json:"item_id"`
 	SequenceNumber   int32                     `json:"sequence_number"`
 	Status           runledger.ExecutionStatus `json:"status"`
-	AttemptCount     int32                     `json:"attempt_count"`
+	AttemptCount     int32                     `json:"attempts"`
 	MaxAttempts      *int32                    `json:"max_attempts,omitempty"`
-	ErrorMessage     string                    `json:"error_message,omitempty"`
+	ErrorMessage     string                    `json:"error,omitempty"`
 	ClaimedBy        string                    `json:"claimed_by,omitempty"`
 	StartedAt        *time.Time                `json:"started_at,omitempty"`
 	FinishedAt       *time.Time                `json:"finished_at,omitempty"`
+	DurationMS       *int64                    `json:"duration_ms,omitempty"`
 	History          []HistoryEntry            `json:"history"`
 }
 
@@ -511,7 +539,7 @@ type ItemPage struct {
 	Next  string        `json:"next,omitempty"`
 }
 
-const itemColumns = `ie.id, ie.run_id, ie.batch_execution_id, b.name, ie.item_id, i.sequence_number, ie.status,
+const itemColumns = `ie.id, ie.run_id, ie.batch_execution_id, b.id, b.name, b.is_active, ie.item_id, i.sequence_number, ie.status,
 	ie.attempt_count, ie.max_attempts, coalesce(ie.error_message, ''), coalesce(ie.claimed_by, ''), ie.started_at, ie.finished_at`
 
 const itemJoins = `JOIN batch_execution be ON be.id = ie.batch_execution_id
@@ -525,9 +553,10 @@ func scanItem(row interface{ Scan(...any) error }, extra ...any) (ItemSummary, e
 		max      sql.NullInt32
 		from, to sql.NullTime
 	)
-	err := row.Scan(append([]any{&it.ID, &it.RunID, &it.BatchExecutionID, &it.Batch, &it.ItemID, &it.SequenceNumber, &status,
+	err := row.Scan(append([]any{&it.ID, &it.RunID, &it.BatchExecutionID, &it.Batch.ID, &it.Batch.Name, &it.Batch.Active, &it.ItemID, &it.SequenceNumber, &status,
 		&it.AttemptCount, &max, &it.ErrorMessage, &it.ClaimedBy, &from, &to}, extra...)...)
 	it.Status, it.StartedAt, it.FinishedAt = runledger.ExecutionStatus(status), timePtr(from), timePtr(to)
+	it.DurationMS = millis(it.StartedAt, it.FinishedAt)
 	if max.Valid {
 		it.MaxAttempts = &max.Int32
 	}
@@ -608,10 +637,14 @@ func (c *Client) fillHistory(ctx context.Context, items []ItemSummary) error {
 			h        HistoryEntry
 			from, to string
 		)
-		if err := rows.Scan(&id, &from, &to, &h.ChangedAt, &h.Actor); err != nil {
+		if err := rows.Scan(&id, &from, &to, &h.At, &h.Actor); err != nil {
 			return err
 		}
-		h.From, h.To = runledger.ExecutionStatus(from), runledger.ExecutionStatus(to)
+		h.To = runledger.ExecutionStatus(to)
+		if from != "" {
+			st := runledger.ExecutionStatus(from)
+			h.From = &st
+		}
 		it := &items[at[id]]
 		it.History = append(it.History, h)
 		return nil
@@ -622,22 +655,24 @@ func (c *Client) fillHistory(ctx context.Context, items []ItemSummary) error {
 // limit, else a truncated text preview.
 type Payload struct {
 	// JSON is the document; nil when there is none or it was truncated.
-	JSON json.RawMessage `json:"json,omitempty"`
+	JSON json.RawMessage
 	// Size is the document's length in bytes (0 for none).
-	Size int `json:"size"`
+	Size int
 	// Truncated tells that the document exceeded the limit; Preview then
 	// holds its first bytes (not valid JSON).
-	Truncated bool   `json:"truncated,omitempty"`
-	Preview   string `json:"preview,omitempty"`
+	Truncated bool
+	Preview   string
 }
 
 // ItemDetail is one item execution with its payload, result and history.
+// In JSON the payload is "payload" (the document, as `inspect run -o json`
+// has it) with "payload_size", "payload_truncated" and "payload_preview"
+// beside it; the result likewise.
 type ItemDetail struct {
 	ItemSummary
-	AutomationID    uuid.UUID  `json:"automation_id"`
-	Automation      string     `json:"automation"`
-	Payload         Payload    `json:"payload"`
-	Result          Payload    `json:"result"`
+	Automation      Ref        `json:"automation"`
+	Payload         Payload    `json:"-"`
+	Result          Payload    `json:"-"`
 	Retryable       bool       `json:"retryable"`
 	CancelRequested bool       `json:"cancel_requested"`
 	Priority        int32      `json:"priority"`
@@ -661,7 +696,7 @@ func (c *Client) ItemExecution(ctx context.Context, id uuid.UUID, maxPayload int
 		lease                   sql.NullTime
 	)
 	it, err := scanItem(c.read.SQL().QueryRowContext(ctx, `
-		SELECT `+itemColumns+`, r.automation_id, a.name,
+		SELECT `+itemColumns+`, r.automation_id, a.name, a.is_active,
 			left(i.payload::text, $2), octet_length(i.payload::text),
 			left(ie.result_payload::text, $2), octet_length(ie.result_payload::text),
 			ie.retryable, ie.cancel_requested, ie.priority, ie.not_before, ie.lease_expires_at
@@ -669,7 +704,7 @@ func (c *Client) ItemExecution(ctx context.Context, id uuid.UUID, maxPayload int
 		JOIN run r ON r.id = ie.run_id
 		JOIN automation a ON a.id = r.automation_id
 		WHERE ie.id = $1`, id, maxPayload),
-		&d.AutomationID, &d.Automation, &payload, &payloadSize, &result, &resultSize,
+		&d.Automation.ID, &d.Automation.Name, &d.Automation.Active, &payload, &payloadSize, &result, &resultSize,
 		&d.Retryable, &d.CancelRequested, &d.Priority, &d.NotBefore, &lease)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("execution: item execution %s: %w", id, runledger.ErrNotFound)
@@ -707,4 +742,24 @@ func capped(text sql.NullString, size sql.NullInt64, max int) Payload {
 		p.Preview = strings.ToValidUTF8(p.Preview[:max], "")
 	}
 	return p
+}
+
+// MarshalJSON flattens the payload and the result next to the other fields.
+func (d ItemDetail) MarshalJSON() ([]byte, error) {
+	type plain ItemDetail
+	return json.Marshal(struct {
+		plain
+		Payload          json.RawMessage `json:"payload,omitempty"`
+		PayloadSize      int             `json:"payload_size"`
+		PayloadTruncated bool            `json:"payload_truncated,omitempty"`
+		PayloadPreview   string          `json:"payload_preview,omitempty"`
+		Result           json.RawMessage `json:"result,omitempty"`
+		ResultSize       int             `json:"result_size"`
+		ResultTruncated  bool            `json:"result_truncated,omitempty"`
+		ResultPreview    string          `json:"result_preview,omitempty"`
+	}{
+		plain(d),
+		d.Payload.JSON, d.Payload.Size, d.Payload.Truncated, d.Payload.Preview,
+		d.Result.JSON, d.Result.Size, d.Result.Truncated, d.Result.Preview,
+	})
 }

@@ -43,7 +43,7 @@ func TestListRuns(t *testing.T) {
 				seen = append(seen, r.ID)
 				if r.ID == ids[0] {
 					require.Equal(t, execution.Counts{runledger.StatusQueued: 2}, r.Counts)
-					require.Equal(t, b.auto.Name, r.Automation)
+					require.Equal(t, b.auto.Name, r.Automation.Name)
 					require.Equal(t, "order-0", r.CorrelationID)
 				}
 			}
@@ -150,7 +150,9 @@ func TestRunDetailAndItems(t *testing.T) {
 	require.Contains(t, d.ErrorSummary, "4 of 7 items did not succeed")
 	require.Equal(t, execution.Counts{runledger.StatusSucceeded: 3, runledger.StatusFailed: 4}, d.Counts)
 	require.Len(t, d.Batches, 2)
-	require.Equal(t, "batch-0", d.Batches[0].Name)
+	require.Equal(t, "batch-0", d.Batches[0].Batch.Name)
+	require.EqualValues(t, 4, d.Batches[0].Total)
+	require.EqualValues(t, 7, d.Total)
 	require.Equal(t, execution.Counts{runledger.StatusSucceeded: 2, runledger.StatusFailed: 2}, d.Batches[0].Counts)
 	require.Len(t, d.Orchestrations, 1)
 	require.Equal(t, "job#7", d.Orchestrations[0].ExternalID)
@@ -198,7 +200,11 @@ func TestRunDetailAndItems(t *testing.T) {
 	// One item execution in full.
 	it, err := b.exec.ItemExecution(ctx, got[0].ID, 0)
 	require.NoError(t, err)
-	require.Equal(t, b.auto.Name, it.Automation)
+	require.Equal(t, b.auto.Name, it.Automation.Name)
+	j, err := json.Marshal(it)
+	require.NoError(t, err)
+	require.Contains(t, string(j), `"payload":{"n":`)
+	require.Contains(t, string(j), `"attempts":1`)
 	require.JSONEq(t, fmt.Sprintf(`{"n": %d}`, it.SequenceNumber), string(it.Payload.JSON))
 	require.False(t, it.Payload.Truncated)
 	require.Nil(t, it.Result.JSON)
