@@ -104,11 +104,10 @@ type RunPage struct {
 	Next string `json:"next,omitempty"`
 }
 
-// cursor is a keyset position: (created_at or name, id).
+// cursor is a keyset position in a list by (created_at, id).
 type cursor struct {
-	at   time.Time
-	name string
-	id   uuid.UUID
+	at time.Time
+	id uuid.UUID
 }
 
 func (c cursor) timeString() string {
