@@ -170,6 +170,8 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		newMigrateCmd(env),
 		newInspectCmd(env),
 		newProgressCmd(env),
+		newRetryCmd(env),
+		newServeCmd(env),
 		newDemoCmd(env),
 	)
 	return root

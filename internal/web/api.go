@@ -14,6 +14,7 @@ import (
 
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/execution"
+	"github.com/runledger/runledger/internal/report"
 )
 
 // errorBody is every API error: {"error": "..."}.
@@ -43,10 +44,13 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, runledger.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, runledger.ErrIllegalTransition), errors.Is(err, runledger.ErrConflict), errors.Is(err, runledger.ErrStale):
-		return http.StatusConflict, err.Error()
-	case errors.Is(err, runledger.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, runledger.ErrUnavailable):
 		return http.StatusServiceUnavailable, "the database is unavailable; try again"
+	case errors.Is(err, runledger.ErrTransient), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "a transient database failure; try again"
+	case errors.Is(err, runledger.ErrIllegalTransition), errors.Is(err, runledger.ErrConflict),
+		errors.Is(err, runledger.ErrStale), errors.Is(err, runledger.ErrLeaseLost):
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "request cancelled"
 	}
@@ -186,11 +190,11 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apiProgress(w http.ResponseWriter, r *http.Request) {
 	s.withID(func(_ http.ResponseWriter, r *http.Request, id uuid.UUID) (any, error) {
-		d, err := s.cfg.Read.RunDetail(r.Context(), id)
+		p, err := s.cfg.Read.Progress(r.Context(), id)
 		if err != nil {
 			return nil, err
 		}
-		return progressOf(d), nil
+		return report.NewProgress(p), nil
 	})(w, r)
 }
 
@@ -254,21 +258,6 @@ func validReason(reason string) (string, error) {
 	return reason, nil
 }
 
-// CancelResponse is the answer of POST /api/runs/{id}/cancel.
-type CancelResponse struct {
-	RunID     uuid.UUID `json:"run_id"`
-	Cancelled int64     `json:"cancelled"` // items cancelled at once
-	Flagged   int64     `json:"flagged"`   // running items cancelled at their worker's next report
-}
-
-// RetryResponse is the answer of POST /api/runs/{id}/retry.
-type RetryResponse struct {
-	RunID           uuid.UUID `json:"run_id"`
-	Items           int64     `json:"items"`            // item executions back to queued
-	BatchExecutions int64     `json:"batch_executions"` // batch executions reopened
-	RunReopened     bool      `json:"run_reopened"`
-}
-
 func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request) {
 	s.withID(func(_ http.ResponseWriter, r *http.Request, id uuid.UUID) (any, error) {
 		var req cancelRequest
@@ -279,7 +268,7 @@ func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
-func (s *Server) cancel(r *http.Request, id uuid.UUID, reason string) (*CancelResponse, error) {
+func (s *Server) cancel(r *http.Request, id uuid.UUID, reason string) (*report.Cancel, error) {
 	reason, err := validReason(reason)
 	if err != nil {
 		return nil, err
@@ -288,7 +277,8 @@ func (s *Server) cancel(r *http.Request, id uuid.UUID, reason string) (*CancelRe
 	if err != nil {
 		return nil, err
 	}
-	return &CancelResponse{RunID: id, Cancelled: res.Cancelled, Flagged: res.Flagged}, nil
+	c := report.NewCancel(id, res)
+	return &c, nil
 }
 
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +291,7 @@ func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
-func (s *Server) retry(r *http.Request, id uuid.UUID, st []runledger.ExecutionStatus, cancelled bool) (*RetryResponse, error) {
+func (s *Server) retry(r *http.Request, id uuid.UUID, st []runledger.ExecutionStatus, cancelled bool) (*report.Retry, error) {
 	if cancelled {
 		if len(st) == 0 {
 			st = []runledger.ExecutionStatus{runledger.StatusFailed, runledger.StatusTimedOut}
@@ -312,7 +302,8 @@ func (s *Server) retry(r *http.Request, id uuid.UUID, st []runledger.ExecutionSt
 	if err != nil {
 		return nil, err
 	}
-	return &RetryResponse{RunID: id, Items: res.Items, BatchExecutions: res.BatchExecutions, RunReopened: res.Run}, nil
+	rr := report.NewRetry(id, res)
+	return &rr, nil
 }
 
 // actor is the request's context with the configured acting user: never a

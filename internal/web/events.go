@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/runledger/runledger/internal/report"
 )
 
 // event is one Server-Sent Event: "progress" (the run's progress as JSON)
@@ -134,7 +136,7 @@ func (h *hub) broadcast(f *feed, ev event) {
 func (h *hub) read1(run uuid.UUID) (*event, bool) {
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
 	defer cancel()
-	d, err := h.read.RunDetail(ctx, run)
+	p, err := h.read.Progress(ctx, run)
 	if err != nil {
 		if code, _ := statusOf(err); code == http.StatusNotFound {
 			return nil, true
@@ -144,11 +146,11 @@ func (h *hub) read1(run uuid.UUID) (*event, bool) {
 		}
 		return nil, false
 	}
-	data, err := json.Marshal(progressOf(d))
+	data, err := json.Marshal(report.NewProgress(p))
 	if err != nil {
 		return nil, false
 	}
-	return &event{name: "progress", data: data}, d.Status.Terminal()
+	return &event{name: "progress", data: data}, p.Status.Terminal()
 }
 
 // keepAlive is how often an idle event stream gets a comment line, so that
@@ -166,7 +168,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The run must exist: a 404 is an answer, an empty stream is not.
-	if _, err := s.cfg.Read.RunDetail(r.Context(), id); err != nil {
+	if _, err := s.cfg.Read.Progress(r.Context(), id); err != nil {
 		s.apiFail(w, r, err)
 		return
 	}

@@ -240,6 +240,9 @@ func flash(q url.Values) string {
 	}
 	switch q.Get("did") {
 	case "cancel":
+		if q.Get("a") == "1" {
+			return "The run had already been cancelled."
+		}
 		return fmt.Sprintf("Cancel requested: %d items cancelled at once, %d running items cancelled at their worker's next report.", n("c"), n("f"))
 	case "retry":
 		if n("i") == 0 {
@@ -261,7 +264,11 @@ func (s *Server) cancelForm(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/runs/%s?did=cancel&c=%d&f=%d", id, res.Cancelled, res.Flagged), http.StatusSeeOther)
+	already := 0
+	if res.AlreadyCancelled {
+		already = 1
+	}
+	http.Redirect(w, r, fmt.Sprintf("/runs/%s?did=cancel&c=%d&f=%d&a=%d", id, res.Cancelled, res.Flagged, already), http.StatusSeeOther)
 }
 
 func (s *Server) retryForm(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ type Reader interface {
 	ListRuns(ctx context.Context, f execution.RunFilter) (*execution.RunPage, error)
 	ListAutomations(ctx context.Context, f execution.AutomationFilter) (*execution.AutomationPage, error)
 	RunDetail(ctx context.Context, runID uuid.UUID) (*execution.RunDetail, error)
+	Progress(ctx context.Context, runID uuid.UUID) (*execution.Progress, error)
 	FailedItems(ctx context.Context, runID uuid.UUID, f execution.ItemFilter) (*execution.ItemPage, error)
 	ItemExecution(ctx context.Context, id uuid.UUID, maxPayload int) (*execution.ItemDetail, error)
 	Charts(ctx context.Context, runID uuid.UUID) (*execution.Charts, error)
