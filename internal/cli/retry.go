@@ -40,9 +40,9 @@ A run that is not finished is refused.`,
 		if err != nil {
 			return err
 		}
-		defer d.Close()
+		defer func() { _ = d.Close() }()
 		x := execution.New(d, execution.Options{})
-		defer x.Close()
+		defer func() { _ = x.Close() }()
 		who := *actor
 		if who == "" {
 			who = env.Getenv("USER")

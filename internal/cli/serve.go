@@ -58,7 +58,7 @@ the pages, open the URL printed at start once (a session cookie). Without
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *addr, err)
 		}
-		defer ln.Close()
+		defer func() { _ = ln.Close() }()
 		loopback := isLoopback(ln.Addr())
 		if tok == "" {
 			if !loopback {
@@ -70,9 +70,9 @@ the pages, open the URL printed at start once (a session cookie). Without
 		if err != nil {
 			return err
 		}
-		defer d.Close()
+		defer func() { _ = d.Close() }()
 		x := execution.New(d, execution.Options{Logger: env.Logger})
-		defer x.Close()
+		defer func() { _ = x.Close() }()
 		srv, err := web.New(web.Config{Read: x, Write: x, Token: tok, Loopback: loopback, Actor: *actor, Logger: env.Logger})
 		if err != nil {
 			return err

@@ -117,7 +117,7 @@ func TestServeCommand(t *testing.T) {
 	_ = res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode, "loopback reads need no token")
 	tok := strings.Split(start, "token=")[1]
-	req, err := http.NewRequest("POST", base+"/api/runs/"+id.String()+"/retry", nil)
+	req, err := http.NewRequest(http.MethodPost, base+"/api/runs/"+id.String()+"/retry", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err = http.DefaultClient.Do(req)

@@ -125,7 +125,7 @@ func do(t *testing.T, c *http.Client, method, u string, body io.Reader, headers 
 	}
 	res, err := c.Do(req)
 	require.NoError(t, err)
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	data, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return resp{code: res.StatusCode, header: res.Header, body: string(data)}
@@ -198,7 +198,7 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	// No inline script or style anywhere in a page.
 	r := do(t, nil, "GET", b.ts.URL+"/runs/"+b.finished.String(), nil)
-	require.NotRegexp(t, regexp.MustCompile(`<script>|<script [^>]*>[^<]|\sstyle=|<style|\son[a-z]+=`), r.body)
+	require.NotRegexp(t, `<script>|<script [^>]*>[^<]|\sstyle=|<style|\son[a-z]+=`, r.body)
 }
 
 func TestAPI(t *testing.T) {
@@ -447,7 +447,7 @@ func TestLoopbackHostGuard(t *testing.T) {
 		"127.0.0.1":             http.StatusOK,
 		"[::1]:8080":            http.StatusOK,
 	} {
-		req, err := http.NewRequest("GET", b.ts.URL+"/api/runs", nil)
+		req, err := http.NewRequest(http.MethodGet, b.ts.URL+"/api/runs", nil)
 		require.NoError(t, err)
 		req.Host = host
 		res, err := http.DefaultClient.Do(req)
@@ -505,11 +505,11 @@ func TestEvents(t *testing.T) {
 	b := setup(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", b.ts.URL+"/api/runs/"+b.open.String()+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.ts.URL+"/api/runs/"+b.open.String()+"/events", nil)
 	require.NoError(t, err)
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	require.Equal(t, "text/event-stream", res.Header.Get("Content-Type"))
 	sc := bufio.NewScanner(res.Body)
 
@@ -519,7 +519,7 @@ func TestEvents(t *testing.T) {
 	// A second viewer shares the same feed and gets the latest state at once.
 	res2, err := http.DefaultClient.Do(req.Clone(ctx))
 	require.NoError(t, err)
-	defer res2.Body.Close()
+	defer func() { _ = res2.Body.Close() }()
 	name, _ = readEvent(t, bufio.NewScanner(res2.Body))
 	require.Equal(t, "progress", name)
 
