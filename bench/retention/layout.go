@@ -160,9 +160,13 @@ func measureLayout(ctx context.Context, cfg *config, server *pgserver.Server, la
 	return append(out, r), nil
 }
 
-// timed runs fn and measures its time and the WAL it wrote.
+// timed runs fn after a CHECKPOINT (untimed) and measures its time and the
+// WAL it wrote.
 func timed(ctx context.Context, q *sql.DB, fn func() error) (result, error) {
 	var r result
+	if _, err := q.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		return r, err
+	}
 	var before string
 	if err := q.QueryRowContext(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&before); err != nil {
 		return r, err
