@@ -195,10 +195,10 @@ func (b *bench) start(ctx context.Context) error {
 				return err
 			},
 			func(ctx context.Context) error {
-				res, err := sqlDB.ExecContext(ctx, `INSERT INTO raw_item_execution (run_id, batch_execution_id, item_id, status, max_attempts, priority)
-					SELECT $1, be.id, i.id, 'queued', 3, 0
+				res, err := sqlDB.ExecContext(ctx, `INSERT INTO raw_item_execution (run_id, automation_id, batch_execution_id, item_id, status, max_attempts, priority)
+					SELECT $1, $2, be.id, i.id, 'queued', 3, 0
 					FROM batch_execution be JOIN item i ON i.batch_id = be.batch_id
-					WHERE be.run_id = $1 AND i.is_active`, runID)
+					WHERE be.run_id = $1 AND i.is_active`, runID, auto)
 				if err != nil {
 					return err
 				}

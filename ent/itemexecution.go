@@ -51,6 +51,8 @@ type ItemExecution struct {
 	BatchExecutionID uuid.UUID `json:"batch_execution_id,omitempty"`
 	// ItemID holds the value of the "item_id" field.
 	ItemID uuid.UUID `json:"item_id,omitempty"`
+	// the automation of the item's run (run.automation_id), kept by the database; scopes claims
+	AutomationID uuid.UUID `json:"automation_id,omitempty"`
 	// ResultPayload holds the value of the "result_payload" field.
 	ResultPayload map[string]interface{} `json:"result_payload,omitempty"`
 	// ErrorMessage holds the value of the "error_message" field.
@@ -146,7 +148,7 @@ func (*ItemExecution) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullString)
 		case itemexecution.FieldCreatedAt, itemexecution.FieldUpdatedAt, itemexecution.FieldStartedAt, itemexecution.FieldFinishedAt, itemexecution.FieldNotBefore, itemexecution.FieldLeaseExpiresAt:
 			values[i] = new(sql.NullTime)
-		case itemexecution.FieldID, itemexecution.FieldRunID, itemexecution.FieldBatchExecutionID, itemexecution.FieldItemID:
+		case itemexecution.FieldID, itemexecution.FieldRunID, itemexecution.FieldBatchExecutionID, itemexecution.FieldItemID, itemexecution.FieldAutomationID:
 			values[i] = new(uuid.UUID)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -257,6 +259,12 @@ func (_m *ItemExecution) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field item_id", values[i])
 			} else if value != nil {
 				_m.ItemID = *value
+			}
+		case itemexecution.FieldAutomationID:
+			if value, ok := values[i].(*uuid.UUID); !ok {
+				return fmt.Errorf("unexpected type %T for field automation_id", values[i])
+			} else if value != nil {
+				_m.AutomationID = *value
 			}
 		case itemexecution.FieldResultPayload:
 			if value, ok := values[i].(*[]byte); !ok {
@@ -418,6 +426,9 @@ func (_m *ItemExecution) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("item_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.ItemID))
+	builder.WriteString(", ")
+	builder.WriteString("automation_id=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AutomationID))
 	builder.WriteString(", ")
 	builder.WriteString("result_payload=")
 	builder.WriteString(fmt.Sprintf("%v", _m.ResultPayload))

@@ -201,6 +201,12 @@ func (_c *ItemExecutionCreate) SetItemID(v uuid.UUID) *ItemExecutionCreate {
 	return _c
 }
 
+// SetAutomationID sets the "automation_id" field.
+func (_c *ItemExecutionCreate) SetAutomationID(v uuid.UUID) *ItemExecutionCreate {
+	_c.mutation.SetAutomationID(v)
+	return _c
+}
+
 // SetResultPayload sets the "result_payload" field.
 func (_c *ItemExecutionCreate) SetResultPayload(v map[string]interface{}) *ItemExecutionCreate {
 	_c.mutation.SetResultPayload(v)
@@ -499,6 +505,9 @@ func (_c *ItemExecutionCreate) check() error {
 	if _, ok := _c.mutation.ItemID(); !ok {
 		return &ValidationError{Name: "item_id", err: errors.New(`ent: missing required field "ItemExecution.item_id"`)}
 	}
+	if _, ok := _c.mutation.AutomationID(); !ok {
+		return &ValidationError{Name: "automation_id", err: errors.New(`ent: missing required field "ItemExecution.automation_id"`)}
+	}
 	if _, ok := _c.mutation.Retryable(); !ok {
 		return &ValidationError{Name: "retryable", err: errors.New(`ent: missing required field "ItemExecution.retryable"`)}
 	}
@@ -604,6 +613,10 @@ func (_c *ItemExecutionCreate) createSpec() (*ItemExecution, *sqlgraph.CreateSpe
 	if value, ok := _c.mutation.MaxAttempts(); ok {
 		_spec.SetField(itemexecution.FieldMaxAttempts, field.TypeInt32, value)
 		_node.MaxAttempts = &value
+	}
+	if value, ok := _c.mutation.AutomationID(); ok {
+		_spec.SetField(itemexecution.FieldAutomationID, field.TypeUUID, value)
+		_node.AutomationID = value
 	}
 	if value, ok := _c.mutation.ResultPayload(); ok {
 		_spec.SetField(itemexecution.FieldResultPayload, field.TypeJSON, value)
@@ -1063,6 +1076,9 @@ func (u *ItemExecutionUpsertOne) UpdateNewValues() *ItemExecutionUpsertOne {
 		}
 		if _, exists := u.create.mutation.ItemID(); exists {
 			s.SetIgnore(itemexecution.FieldItemID)
+		}
+		if _, exists := u.create.mutation.AutomationID(); exists {
+			s.SetIgnore(itemexecution.FieldAutomationID)
 		}
 	}))
 	return u
@@ -1614,6 +1630,9 @@ func (u *ItemExecutionUpsertBulk) UpdateNewValues() *ItemExecutionUpsertBulk {
 			}
 			if _, exists := b.mutation.ItemID(); exists {
 				s.SetIgnore(itemexecution.FieldItemID)
+			}
+			if _, exists := b.mutation.AutomationID(); exists {
+				s.SetIgnore(itemexecution.FieldAutomationID)
 			}
 		}
 	}))

@@ -5446,6 +5446,7 @@ type ItemExecutionMutation struct {
 	addattempt_count       *int32
 	max_attempts           *int32
 	addmax_attempts        *int32
+	automation_id          *uuid.UUID
 	result_payload         *map[string]interface{}
 	error_message          *string
 	retryable              *bool
@@ -6204,6 +6205,42 @@ func (m *ItemExecutionMutation) ResetItemID() {
 	m.item = nil
 }
 
+// SetAutomationID sets the "automation_id" field.
+func (m *ItemExecutionMutation) SetAutomationID(u uuid.UUID) {
+	m.automation_id = &u
+}
+
+// AutomationID returns the value of the "automation_id" field in the mutation.
+func (m *ItemExecutionMutation) AutomationID() (r uuid.UUID, exists bool) {
+	v := m.automation_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutomationID returns the old "automation_id" field's value of the ItemExecution entity.
+// If the ItemExecution object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ItemExecutionMutation) OldAutomationID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutomationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutomationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutomationID: %w", err)
+	}
+	return oldValue.AutomationID, nil
+}
+
+// ResetAutomationID resets all changes to the "automation_id" field.
+func (m *ItemExecutionMutation) ResetAutomationID() {
+	m.automation_id = nil
+}
+
 // SetResultPayload sets the "result_payload" field.
 func (m *ItemExecutionMutation) SetResultPayload(value map[string]interface{}) {
 	m.result_payload = &value
@@ -6733,7 +6770,7 @@ func (m *ItemExecutionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ItemExecutionMutation) Fields() []string {
-	fields := make([]string, 0, 22)
+	fields := make([]string, 0, 23)
 	if m.created_at != nil {
 		fields = append(fields, itemexecution.FieldCreatedAt)
 	}
@@ -6775,6 +6812,9 @@ func (m *ItemExecutionMutation) Fields() []string {
 	}
 	if m.item != nil {
 		fields = append(fields, itemexecution.FieldItemID)
+	}
+	if m.automation_id != nil {
+		fields = append(fields, itemexecution.FieldAutomationID)
 	}
 	if m.result_payload != nil {
 		fields = append(fields, itemexecution.FieldResultPayload)
@@ -6836,6 +6876,8 @@ func (m *ItemExecutionMutation) Field(name string) (ent.Value, bool) {
 		return m.BatchExecutionID()
 	case itemexecution.FieldItemID:
 		return m.ItemID()
+	case itemexecution.FieldAutomationID:
+		return m.AutomationID()
 	case itemexecution.FieldResultPayload:
 		return m.ResultPayload()
 	case itemexecution.FieldErrorMessage:
@@ -6889,6 +6931,8 @@ func (m *ItemExecutionMutation) OldField(ctx context.Context, name string) (ent.
 		return m.OldBatchExecutionID(ctx)
 	case itemexecution.FieldItemID:
 		return m.OldItemID(ctx)
+	case itemexecution.FieldAutomationID:
+		return m.OldAutomationID(ctx)
 	case itemexecution.FieldResultPayload:
 		return m.OldResultPayload(ctx)
 	case itemexecution.FieldErrorMessage:
@@ -7011,6 +7055,13 @@ func (m *ItemExecutionMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetItemID(v)
+		return nil
+	case itemexecution.FieldAutomationID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutomationID(v)
 		return nil
 	case itemexecution.FieldResultPayload:
 		v, ok := value.(map[string]interface{})
@@ -7266,6 +7317,9 @@ func (m *ItemExecutionMutation) ResetField(name string) error {
 		return nil
 	case itemexecution.FieldItemID:
 		m.ResetItemID()
+		return nil
+	case itemexecution.FieldAutomationID:
+		m.ResetAutomationID()
 		return nil
 	case itemexecution.FieldResultPayload:
 		m.ResetResultPayload()

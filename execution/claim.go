@@ -30,63 +30,9 @@ type Claimed struct {
 	Attempt          int32 // 1 for the first attempt
 	MaxAttempts      *int32
 	LeaseExpiresAt   time.Time
+	AutomationID     uuid.UUID // the automation of the item's run
+	AutomationName   string    // its name
 }
-
-// claimSQL takes up to $2 claimable items in claim order with SKIP LOCKED,
-// marks them running under a lease, and starts their batch executions and
-// runs if they were not running yet: one statement. Rows that are already
-// running are filtered out before any lock; the rest are locked in id order
-// with FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks
-// that foreign-key checks of concurrent status_count inserts take: two
-// claimers starting the same batch executions never deadlock. The WHERE and
-// ORDER BY are exactly those of the partial index ix_item_execution_claim.
-//
-// The statement is prepared once (see Client.prepared), so its plan must be
-// good for any batch size without knowing it: rows are reached through
-// primary keys (= ANY (ARRAY(...)), LATERAL lookups), never through a hash
-// join that a generic plan would build over whole tables.
-const claimSQL = `
-WITH picked AS (
-	SELECT id FROM item_execution
-	WHERE (status)::text = ANY ('{queued,retrying,scheduled}'::text[]) AND not_before <= now()
-	ORDER BY priority, not_before, id
-	LIMIT $2
-	FOR NO KEY UPDATE SKIP LOCKED
-), claimed AS (
-	UPDATE item_execution ie SET
-		status = 'running',
-		attempt_count = ie.attempt_count + 1,
-		started_at = coalesce(ie.started_at, now()),
-		finished_at = NULL,
-		lease_expires_at = now() + $3 * interval '1 millisecond',
-		claimed_by = $1,
-		updated_by = $1
-	WHERE ie.id = ANY (ARRAY(SELECT id FROM picked))
-	RETURNING ie.id, ie.run_id, ie.batch_execution_id, ie.item_id,
-		ie.attempt_count, ie.max_attempts, ie.lease_expires_at
-), batches_to_start AS (
-	SELECT id FROM batch_execution
-	WHERE id = ANY (ARRAY(SELECT DISTINCT batch_execution_id FROM claimed))
-		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
-	ORDER BY id
-	FOR NO KEY UPDATE
-), started_batches AS (
-	UPDATE batch_execution b SET status = 'running', started_at = coalesce(b.started_at, now()), updated_by = $1
-	FROM batches_to_start s WHERE b.id = s.id
-), runs_to_start AS (
-	SELECT id FROM run
-	WHERE id = ANY (ARRAY(SELECT DISTINCT run_id FROM claimed))
-		AND (status)::text = ANY ('{pending,queued,scheduled,retrying}'::text[])
-	ORDER BY id
-	FOR NO KEY UPDATE
-), started_runs AS (
-	UPDATE run r SET status = 'running', started_at = coalesce(r.started_at, now()), updated_by = $1
-	FROM runs_to_start s WHERE r.id = s.id
-)
-SELECT c.id, c.run_id, c.batch_execution_id, c.item_id, i.sequence_number, i.payload,
-	c.attempt_count, c.max_attempts, c.lease_expires_at
-FROM claimed c
-CROSS JOIN LATERAL (SELECT sequence_number, payload FROM item WHERE id = c.item_id) i`
 
 // MaxClaim is the largest number of items one Claim may ask for.
 const MaxClaim = 10000
@@ -94,6 +40,16 @@ const MaxClaim = 10000
 // MinLease is the shortest lease Claim and Heartbeat accept: a shorter one
 // could expire before the worker hears of it.
 const MinLease = time.Second
+
+func validClaim(worker string, n int, lease time.Duration) error {
+	if err := validWorker(worker); err != nil {
+		return err
+	}
+	if n < 1 || n > MaxClaim {
+		return &runledger.InvalidError{Field: "n", Reason: fmt.Sprintf("must be from 1 to %d (execution.MaxClaim)", MaxClaim)}
+	}
+	return validLease(lease)
+}
 
 func validLease(lease time.Duration) error {
 	if lease < MinLease {
@@ -115,40 +71,10 @@ func validLease(lease time.Duration) error {
 // without the worker hearing of it: they come back through Rescue when their
 // lease expires, and calling Claim again is safe.
 func (c *Client) Claim(ctx context.Context, worker string, n int, lease time.Duration) ([]Claimed, error) {
-	if err := validWorker(worker); err != nil {
+	if err := validClaim(worker, n, lease); err != nil {
 		return nil, err
 	}
-	if n < 1 || n > MaxClaim {
-		return nil, &runledger.InvalidError{Field: "n", Reason: fmt.Sprintf("must be from 1 to %d (execution.MaxClaim)", MaxClaim)}
-	}
-	if err := validLease(lease); err != nil {
-		return nil, err
-	}
-	var out []Claimed // grows with the rows that arrive, never with n
-	rows, err := c.query(ctx, claimSQL, worker, n, lease.Milliseconds())
-	err = each(ctx, rows, err, func(rows *sql.Rows) error {
-		var (
-			cl      Claimed
-			payload []byte
-			max     sql.NullInt32
-		)
-		if err := rows.Scan(&cl.ID, &cl.RunID, &cl.BatchExecutionID, &cl.ItemID, &cl.SequenceNumber, &payload,
-			&cl.Attempt, &max, &cl.LeaseExpiresAt); err != nil {
-			return err
-		}
-		if len(payload) > 0 {
-			cl.Payload = payload
-		}
-		if max.Valid {
-			cl.MaxAttempts = &max.Int32
-		}
-		out = append(out, cl)
-		return nil
-	})
-	if err != nil {
-		return nil, outcomeUnknown("claim", err)
-	}
-	return out, nil
+	return c.claim(ctx, claimSQL, worker, n, lease.Milliseconds())
 }
 
 // Heartbeat extends the leases of the items worker still holds and returns

@@ -35,7 +35,7 @@ func TestTimeOrderedKeys(t *testing.T) {
 	// The ent client makes them itself.
 	it, err := b.db.Item.Create().SetBatch(b.batches[0]).SetSequenceNumber(99).SetPayload(map[string]any{"n": 99}).Save(ctx)
 	require.NoError(t, err)
-	ie, err := b.db.ItemExecution.Create().SetRunID(run.ID).SetBatchExecutionID(claimed[0].BatchExecutionID).
+	ie, err := b.db.ItemExecution.Create().SetRunID(run.ID).SetAutomationID(b.auto.ID).SetBatchExecutionID(claimed[0].BatchExecutionID).
 		SetItem(it).SetStatus(runledger.StatusQueued).Save(ctx)
 	require.NoError(t, err)
 	h, err := b.db.ItemStateHistory.Create().SetItemExecution(ie).SetNewStatus(runledger.StatusQueued).Save(ctx)

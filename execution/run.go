@@ -82,10 +82,10 @@ func (c *Client) StartRun(ctx context.Context, automationID uuid.UUID, opts Star
 		if len(opts.Batches) > 0 && len(bes) != len(opts.Batches) {
 			return &runledger.InvalidError{Field: "Batches", Reason: fmt.Sprintf("%d of %d batches are not active batches of automation %s", len(opts.Batches)-len(bes), len(opts.Batches), automationID)}
 		}
-		r, err := tx.ExecContext(ctx, `INSERT INTO item_execution (run_id, batch_execution_id, item_id, status, max_attempts, priority, created_by, updated_by)
-			SELECT $1, be.id, i.id, 'queued', $2, $3, $4, $4
+		r, err := tx.ExecContext(ctx, `INSERT INTO item_execution (run_id, automation_id, batch_execution_id, item_id, status, max_attempts, priority, created_by, updated_by)
+			SELECT $1, $5, be.id, i.id, 'queued', $2, $3, $4, $4
 			FROM batch_execution be JOIN item i ON i.batch_id = be.batch_id
-			WHERE be.run_id = $1 AND i.is_active`, runID, opts.MaxAttempts, opts.Priority, actor)
+			WHERE be.run_id = $1 AND i.is_active`, runID, opts.MaxAttempts, opts.Priority, actor, automationID)
 		if err != nil {
 			return err
 		}

@@ -116,6 +116,8 @@ func TestCatalogIndexes(t *testing.T) {
 		"item_execution(batch_execution_id)",
 		"item_execution(item_id)",
 		"item_execution(status)",
+		"item_execution(priority, not_before, id) WHERE ((status)::text = ANY ('{queued,retrying,scheduled}'::text[]))",
+		"item_execution(automation_id, priority, not_before, id) WHERE ((status)::text = ANY ('{queued,retrying,scheduled}'::text[]))",
 		"item_state_history(item_execution_id, changed_at)",
 		"UNIQUE engine(name)",
 		"UNIQUE orchestration_instance(engine_id, external_id)",
@@ -218,6 +220,7 @@ func TestCatalogColumns(t *testing.T) {
 		"item_execution.run_id":                       "uuid not null",
 		"item_execution.batch_execution_id":           "uuid not null",
 		"item_execution.item_id":                      "uuid not null",
+		"item_execution.automation_id":                "uuid not null", // run.automation_id, denormalised: no FK of its own
 		"item_execution.result_payload":               "jsonb null",
 		"item_execution.error_message":                "text null",
 		"item_execution.retryable":                    "boolean not null true",

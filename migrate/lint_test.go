@@ -96,7 +96,11 @@ func TestLintOurMigrationsClean(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.Files, len(files))
 	require.Empty(t, rep.Findings)
-	require.Empty(t, rep.Suppressed)
+	// The one reviewed exception: automation_id becomes NOT NULL after the
+	// file before it filled every row.
+	require.Len(t, rep.Suppressed, 1)
+	require.Equal(t, "MF104", rep.Suppressed[0].Code)
+	require.Contains(t, rep.Suppressed[0].File, "_item_execution_automation_index.sql")
 	require.False(t, rep.Failed())
 }
 

@@ -46,6 +46,8 @@ const (
 	FieldBatchExecutionID = "batch_execution_id"
 	// FieldItemID holds the string denoting the item_id field in the database.
 	FieldItemID = "item_id"
+	// FieldAutomationID holds the string denoting the automation_id field in the database.
+	FieldAutomationID = "automation_id"
 	// FieldResultPayload holds the string denoting the result_payload field in the database.
 	FieldResultPayload = "result_payload"
 	// FieldErrorMessage holds the string denoting the error_message field in the database.
@@ -119,6 +121,7 @@ var Columns = []string{
 	FieldRunID,
 	FieldBatchExecutionID,
 	FieldItemID,
+	FieldAutomationID,
 	FieldResultPayload,
 	FieldErrorMessage,
 	FieldRetryable,
@@ -269,6 +272,11 @@ func ByBatchExecutionID(opts ...sql.OrderTermOption) OrderOption {
 // ByItemID orders the results by the item_id field.
 func ByItemID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldItemID, opts...).ToFunc()
+}
+
+// ByAutomationID orders the results by the automation_id field.
+func ByAutomationID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAutomationID, opts...).ToFunc()
 }
 
 // ByErrorMessage orders the results by the error_message field.

@@ -122,6 +122,11 @@ func ItemID(v uuid.UUID) predicate.ItemExecution {
 	return predicate.ItemExecution(sql.FieldEQ(FieldItemID, v))
 }
 
+// AutomationID applies equality check predicate on the "automation_id" field. It's identical to AutomationIDEQ.
+func AutomationID(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldAutomationID, v))
+}
+
 // ErrorMessage applies equality check predicate on the "error_message" field. It's identical to ErrorMessageEQ.
 func ErrorMessage(v string) predicate.ItemExecution {
 	return predicate.ItemExecution(sql.FieldEQ(FieldErrorMessage, v))
@@ -715,6 +720,46 @@ func ItemIDIn(vs ...uuid.UUID) predicate.ItemExecution {
 // ItemIDNotIn applies the NotIn predicate on the "item_id" field.
 func ItemIDNotIn(vs ...uuid.UUID) predicate.ItemExecution {
 	return predicate.ItemExecution(sql.FieldNotIn(FieldItemID, vs...))
+}
+
+// AutomationIDEQ applies the EQ predicate on the "automation_id" field.
+func AutomationIDEQ(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldEQ(FieldAutomationID, v))
+}
+
+// AutomationIDNEQ applies the NEQ predicate on the "automation_id" field.
+func AutomationIDNEQ(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNEQ(FieldAutomationID, v))
+}
+
+// AutomationIDIn applies the In predicate on the "automation_id" field.
+func AutomationIDIn(vs ...uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldIn(FieldAutomationID, vs...))
+}
+
+// AutomationIDNotIn applies the NotIn predicate on the "automation_id" field.
+func AutomationIDNotIn(vs ...uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldNotIn(FieldAutomationID, vs...))
+}
+
+// AutomationIDGT applies the GT predicate on the "automation_id" field.
+func AutomationIDGT(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGT(FieldAutomationID, v))
+}
+
+// AutomationIDGTE applies the GTE predicate on the "automation_id" field.
+func AutomationIDGTE(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldGTE(FieldAutomationID, v))
+}
+
+// AutomationIDLT applies the LT predicate on the "automation_id" field.
+func AutomationIDLT(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLT(FieldAutomationID, v))
+}
+
+// AutomationIDLTE applies the LTE predicate on the "automation_id" field.
+func AutomationIDLTE(v uuid.UUID) predicate.ItemExecution {
+	return predicate.ItemExecution(sql.FieldLTE(FieldAutomationID, v))
 }
 
 // ResultPayloadIsNil applies the IsNil predicate on the "result_payload" field.

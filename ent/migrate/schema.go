@@ -238,6 +238,7 @@ var (
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "attempt_count", Type: field.TypeInt32, Default: 0},
 		{Name: "max_attempts", Type: field.TypeInt32, Nullable: true},
+		{Name: "automation_id", Type: field.TypeUUID},
 		{Name: "result_payload", Type: field.TypeJSON, Nullable: true},
 		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "retryable", Type: field.TypeBool, Default: true},
@@ -258,19 +259,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "item_execution_batch_execution_item_executions",
-				Columns:    []*schema.Column{ItemExecutionColumns[20]},
+				Columns:    []*schema.Column{ItemExecutionColumns[21]},
 				RefColumns: []*schema.Column{BatchExecutionColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "item_execution_item_executions",
-				Columns:    []*schema.Column{ItemExecutionColumns[21]},
+				Columns:    []*schema.Column{ItemExecutionColumns[22]},
 				RefColumns: []*schema.Column{ItemColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "item_execution_run_item_executions",
-				Columns:    []*schema.Column{ItemExecutionColumns[22]},
+				Columns:    []*schema.Column{ItemExecutionColumns[23]},
 				RefColumns: []*schema.Column{RunColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -292,22 +293,30 @@ var (
 			{
 				Name:    "itemexecution_run_id_item_id",
 				Unique:  true,
-				Columns: []*schema.Column{ItemExecutionColumns[22], ItemExecutionColumns[21]},
+				Columns: []*schema.Column{ItemExecutionColumns[23], ItemExecutionColumns[22]},
 			},
 			{
 				Name:    "itemexecution_batch_execution_id",
 				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[20]},
+				Columns: []*schema.Column{ItemExecutionColumns[21]},
 			},
 			{
 				Name:    "itemexecution_item_id",
 				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[21]},
+				Columns: []*schema.Column{ItemExecutionColumns[22]},
 			},
 			{
 				Name:    "ix_item_execution_claim",
 				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[15], ItemExecutionColumns[16], ItemExecutionColumns[0]},
+				Columns: []*schema.Column{ItemExecutionColumns[16], ItemExecutionColumns[17], ItemExecutionColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(status)::text = ANY ('{queued,retrying,scheduled}'::text[])",
+				},
+			},
+			{
+				Name:    "ix_item_execution_claim_automation",
+				Unique:  false,
+				Columns: []*schema.Column{ItemExecutionColumns[12], ItemExecutionColumns[16], ItemExecutionColumns[17], ItemExecutionColumns[0]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(status)::text = ANY ('{queued,retrying,scheduled}'::text[])",
 				},
@@ -315,7 +324,7 @@ var (
 			{
 				Name:    "ix_item_execution_lease",
 				Unique:  false,
-				Columns: []*schema.Column{ItemExecutionColumns[17]},
+				Columns: []*schema.Column{ItemExecutionColumns[18]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(status)::text = 'running'::text",
 				},

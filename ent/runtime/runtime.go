@@ -439,23 +439,23 @@ func init() {
 	// itemexecution.MaxAttemptsValidator is a validator for the "max_attempts" field. It is called by the builders before save.
 	itemexecution.MaxAttemptsValidator = itemexecutionDescMaxAttempts.Validators[0].(func(int32) error)
 	// itemexecutionDescRetryable is the schema descriptor for retryable field.
-	itemexecutionDescRetryable := itemexecutionFields[6].Descriptor()
+	itemexecutionDescRetryable := itemexecutionFields[7].Descriptor()
 	// itemexecution.DefaultRetryable holds the default value on creation for the retryable field.
 	itemexecution.DefaultRetryable = itemexecutionDescRetryable.Default.(bool)
 	// itemexecutionDescPriority is the schema descriptor for priority field.
-	itemexecutionDescPriority := itemexecutionFields[7].Descriptor()
+	itemexecutionDescPriority := itemexecutionFields[8].Descriptor()
 	// itemexecution.DefaultPriority holds the default value on creation for the priority field.
 	itemexecution.DefaultPriority = itemexecutionDescPriority.Default.(int32)
 	// itemexecutionDescNotBefore is the schema descriptor for not_before field.
-	itemexecutionDescNotBefore := itemexecutionFields[8].Descriptor()
+	itemexecutionDescNotBefore := itemexecutionFields[9].Descriptor()
 	// itemexecution.DefaultNotBefore holds the default value on creation for the not_before field.
 	itemexecution.DefaultNotBefore = itemexecutionDescNotBefore.Default.(func() time.Time)
 	// itemexecutionDescClaimedBy is the schema descriptor for claimed_by field.
-	itemexecutionDescClaimedBy := itemexecutionFields[10].Descriptor()
+	itemexecutionDescClaimedBy := itemexecutionFields[11].Descriptor()
 	// itemexecution.ClaimedByValidator is a validator for the "claimed_by" field. It is called by the builders before save.
 	itemexecution.ClaimedByValidator = itemexecutionDescClaimedBy.Validators[0].(func(string) error)
 	// itemexecutionDescCancelRequested is the schema descriptor for cancel_requested field.
-	itemexecutionDescCancelRequested := itemexecutionFields[11].Descriptor()
+	itemexecutionDescCancelRequested := itemexecutionFields[12].Descriptor()
 	// itemexecution.DefaultCancelRequested holds the default value on creation for the cancel_requested field.
 	itemexecution.DefaultCancelRequested = itemexecutionDescCancelRequested.Default.(bool)
 	// itemexecutionDescID is the schema descriptor for id field.

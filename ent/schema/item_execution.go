@@ -9,6 +9,7 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
 
 	"github.com/runledger/runledger/mixin"
 )
@@ -35,6 +36,15 @@ func (ItemExecution) Fields() []ent.Field {
 		fk("run_id"),
 		fk("batch_execution_id"),
 		fk("item_id"),
+		// A documented denormalisation: the automation of the item's run
+		// (run.automation_id), so that a worker can claim the items of its
+		// automations through ix_item_execution_claim_automation at a cost
+		// that does not grow with other automations' backlogs. No foreign
+		// key of its own: run_id already ties the row to the run (and
+		// cascades). The database fills it when a writer leaves it out and
+		// refuses a value that is not the run's automation.
+		field.UUID("automation_id", uuid.UUID{}).Immutable().
+			Comment("the automation of the item's run (run.automation_id), kept by the database; scopes claims"),
 		field.JSON("result_payload", map[string]any{}).Optional(),
 		field.Text("error_message").Optional().Nillable(),
 		field.Bool("retryable").Default(true),
@@ -74,6 +84,11 @@ func (ItemExecution) Indexes() []ent.Index {
 		// The claim path: exactly its ORDER BY, restricted to claimable rows.
 		index.Fields("priority", "not_before", "id").
 			StorageKey("ix_item_execution_claim").
+			Annotations(entsql.IndexWhere(ClaimablePredicate)),
+		// The scoped claim path (ClaimFor): one automation's claimable rows in
+		// claim order.
+		index.Fields("automation_id", "priority", "not_before", "id").
+			StorageKey("ix_item_execution_claim_automation").
 			Annotations(entsql.IndexWhere(ClaimablePredicate)),
 		// Rescue: expired leases of running items.
 		index.Fields("lease_expires_at").
