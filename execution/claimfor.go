@@ -88,6 +88,14 @@ var claimSQL = claimStatement(`
 // the first $2 of those in claim order are claimed. With several
 // automations, up to $2 rows per automation are locked for the statement
 // and the ones not taken are released at its end.
+//
+// The automation is matched as a range of one value, not with =, on
+// purpose: the planner cannot know how many items the automation has (it
+// comes from a parameter), and with = it drops automation_id from the
+// ORDER BY and may walk ix_item_execution_claim, in the same order, past
+// every other automation's claimable rows (seen with two automations, one
+// with a large backlog). With the range, automation_id stays the first sort
+// key, which only ix_item_execution_claim_automation provides.
 var claimForSQL = claimStatement(`
 	SELECT p.id FROM unnest(ARRAY(
 		SELECT id FROM automation WHERE name = ANY ($4::text[])
@@ -95,9 +103,9 @@ var claimForSQL = claimStatement(`
 		SELECT unnest($5::uuid[]))) AS s(id)
 	CROSS JOIN LATERAL (
 		SELECT ie.id, ie.priority, ie.not_before FROM item_execution ie
-		WHERE ie.automation_id = s.id
+		WHERE ie.automation_id >= s.id AND ie.automation_id <= s.id
 			AND (ie.status)::text = ANY ('{queued,retrying,scheduled}'::text[]) AND ie.not_before <= now()
-		ORDER BY ie.priority, ie.not_before, ie.id
+		ORDER BY ie.automation_id, ie.priority, ie.not_before, ie.id
 		LIMIT $2
 		FOR NO KEY UPDATE OF ie SKIP LOCKED) p
 	ORDER BY p.priority, p.not_before, p.id
