@@ -55,3 +55,21 @@ func IsHardDelete(ctx context.Context) bool {
 	v, _ := ctx.Value(hardDeleteKey{}).(bool)
 	return v
 }
+
+type expectVersionKey struct{}
+
+// ExpectVersion returns a context in which updates through the client apply
+// only to rows at version v: an UpdateOne or UpdateOneID updates its row only
+// if its version is still v and otherwise fails with a *StaleError
+// (errors.Is ErrStale); a bulk Update changes only the rows of its WHERE
+// clause that are at version v (its count tells how many). Use it to update
+// by ID with the version a client sent back, without reading the row first.
+func ExpectVersion(ctx context.Context, v int32) context.Context {
+	return context.WithValue(ctx, expectVersionKey{}, v)
+}
+
+// ExpectedVersion returns the version set by ExpectVersion, if any.
+func ExpectedVersion(ctx context.Context) (int32, bool) {
+	v, ok := ctx.Value(expectVersionKey{}).(int32)
+	return v, ok
+}

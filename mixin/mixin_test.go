@@ -12,6 +12,8 @@ import (
 	"github.com/runledger/runledger/ent"
 	"github.com/runledger/runledger/ent/automation"
 	"github.com/runledger/runledger/ent/batch"
+	"github.com/runledger/runledger/ent/itemexecution"
+	"github.com/runledger/runledger/ent/run"
 	"github.com/runledger/runledger/internal/dbtest"
 	"github.com/runledger/runledger/internal/fixture"
 )
@@ -91,6 +93,44 @@ func TestVersion(t *testing.T) {
 	got, err = client.Automation.Get(ctx, a.ID)
 	require.NoError(t, err)
 	require.EqualValues(t, 4, got.Version)
+}
+
+func TestExpectVersion(t *testing.T) {
+	t.Parallel()
+	client := dbtest.New(t).Client
+	ctx := context.Background()
+	a, err := client.Automation.Create().SetName("expect-a").Save(ctx)
+	require.NoError(t, err)
+	b, err := client.Automation.Create().SetName("expect-b").Save(ctx)
+	require.NoError(t, err)
+
+	// By ID at the version a client sent back: applies once.
+	at1 := runledger.ExpectVersion(ctx, 1)
+	a2, err := client.Automation.UpdateOneID(a.ID).SetDescription("first").Save(at1)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, a2.Version)
+	_, err = client.Automation.UpdateOneID(a.ID).SetDescription("lost update").Save(at1)
+	var se *runledger.StaleError
+	require.ErrorAs(t, err, &se)
+	require.ErrorIs(t, err, runledger.ErrStale)
+	require.EqualValues(t, 1, se.Version)
+	got, err := client.Automation.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, "first", *got.Description)
+	require.EqualValues(t, 2, got.Version)
+
+	// The expected version wins over the one the entity carries.
+	_, err = client.Automation.UpdateOne(a).SetDescription("stale entity").Save(runledger.ExpectVersion(ctx, 2))
+	require.NoError(t, err)
+
+	// A bulk update changes only the rows at the expected version.
+	n, err := client.Automation.Update().Where(automation.IDIn(a.ID, b.ID)).SetDescription("bulk").Save(at1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got, err = client.Automation.Get(ctx, b.ID)
+	require.NoError(t, err)
+	require.Equal(t, "bulk", *got.Description)
+	require.EqualValues(t, 2, got.Version)
 }
 
 func TestVersionRace(t *testing.T) {
@@ -183,10 +223,11 @@ func TestSoftDelete(t *testing.T) {
 	withB, err := client.Automation.Query().Where(automation.ID(g.Automation.ID)).WithBatches().Only(runledger.WithInactive(ctx))
 	require.NoError(t, err)
 	require.Len(t, withB.Edges.Batches, 2)
-	onlyActive, err := client.Run.Query().WithAutomation().All(ctx)
+	runs, err := client.Run.Query().WithAutomation().All(ctx)
 	require.NoError(t, err)
-	require.Len(t, onlyActive, 1)
-	require.Nil(t, onlyActive[0].Edges.Automation, "the eager load hides the soft-deleted automation")
+	require.Len(t, runs, 1)
+	require.NotNil(t, runs[0].Edges.Automation, "a run resolves its soft-deleted automation")
+	require.False(t, runs[0].Edges.Automation.IsActive)
 
 	// A hard delete removes the row and the database cascades to every child.
 	hard := runledger.WithHardDelete(ctx)
@@ -205,6 +246,83 @@ func TestSoftDelete(t *testing.T) {
 		require.Zero(t, n, name)
 	}
 	require.NotNil(t, a)
+}
+
+// TestExecutionRecordsResolveDefinitions soft-deletes an automation, a batch
+// and an item, then walks from the execution records to them: eager loads
+// and traversals return them (inactive), listings still hide them.
+func TestExecutionRecordsResolveDefinitions(t *testing.T) {
+	t.Parallel()
+	client := dbtest.New(t).Client
+	ctx := context.Background()
+	g := fixture.Build(t, ctx, client, fixture.Options{Batches: 2, ItemsPerBatch: 5})
+	require.NoError(t, client.Automation.DeleteOne(g.Automation).Exec(ctx))
+	require.NoError(t, client.Batch.DeleteOne(g.Batches[0]).Exec(ctx))
+	require.NoError(t, client.Item.DeleteOne(g.Items[1][2]).Exec(ctx))
+
+	// Eager loads, nested: every item execution resolves its item and batch.
+	ies, err := client.ItemExecution.Query().Where(itemexecution.RunID(g.Run.ID)).
+		WithItem(func(q *ent.ItemQuery) { q.WithBatch(func(q *ent.BatchQuery) { q.WithAutomation() }) }).All(ctx)
+	require.NoError(t, err)
+	require.Len(t, ies, 10)
+	inactive := 0
+	for _, ie := range ies {
+		it := ie.Edges.Item
+		require.NotNil(t, it, "item execution %s lost its item", ie.ID)
+		require.NotNil(t, it.Edges.Batch, "item %s lost its batch", it.ID)
+		require.NotNil(t, it.Edges.Batch.Edges.Automation)
+		require.False(t, it.Edges.Batch.Edges.Automation.IsActive)
+		if !it.IsActive || !it.Edges.Batch.IsActive {
+			inactive++
+		}
+	}
+	require.Equal(t, 6, inactive, "5 items of the deleted batch and 1 deleted item")
+	bes, err := client.BatchExecution.Query().WithBatch().All(ctx)
+	require.NoError(t, err)
+	require.Len(t, bes, 2)
+	for _, be := range bes {
+		require.NotNil(t, be.Edges.Batch)
+	}
+	r, err := client.Run.Query().Where(run.ID(g.Run.ID)).WithAutomation().Only(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, r.Edges.Automation)
+
+	// Traversals to a parent, from an entity and from a query.
+	deleted := g.ItemExecutions[7] // batch 1, item 2
+	it, err := client.ItemExecution.QueryItem(deleted).Only(ctx)
+	require.NoError(t, err)
+	require.False(t, it.IsActive)
+	b, err := deleted.QueryItem().QueryBatch().Only(ctx)
+	require.NoError(t, err)
+	require.Equal(t, g.Batches[1].ID, b.ID)
+	b, err = client.BatchExecution.QueryBatch(g.BatchExecutions[0]).Only(ctx)
+	require.NoError(t, err)
+	require.False(t, b.IsActive)
+	a, err := client.Run.QueryAutomation(g.Run).Only(ctx)
+	require.NoError(t, err)
+	require.Equal(t, g.Automation.ID, a.ID)
+	n, err := client.ItemExecution.Query().Where(itemexecution.RunID(g.Run.ID)).QueryItem().Count(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 10, n)
+	n, err = client.ItemExecution.Query().Where(itemexecution.RunID(g.Run.ID)).QueryItem().QueryBatch().Count(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	// Listings, lookups and steps to children still hide them.
+	n, err = client.Automation.Query().Where(automation.ID(g.Automation.ID)).Count(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = client.Batch.Get(ctx, g.Batches[0].ID)
+	require.True(t, ent.IsNotFound(err), "%v", err)
+	n, err = client.Batch.Query().Where(batch.AutomationID(g.Automation.ID)).Count(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	n, err = client.Batch.QueryItems(g.Batches[1]).Count(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, n, "the deleted item is hidden from its batch's items")
+	n, err = client.Automation.QueryBatches(g.Automation).Count(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 }
 
 func TestDuration(t *testing.T) {

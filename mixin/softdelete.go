@@ -18,8 +18,16 @@ import (
 
 // SoftDelete adds is_active, bool not null default true, indexed.
 //
-// Queries, traversals and eager loads hide rows with is_active = false unless
-// the context comes from runledger.WithInactive. A delete through the client
+// Queries hide rows with is_active = false unless the context comes from
+// runledger.WithInactive: listings, lookups by ID and traversals to children
+// (automation -> batches, batch -> items) see only active rows. A record
+// always resolves what it belongs to or what it ran, though: a traversal step
+// to a parent (run -> automation, batch_execution -> batch, item_execution ->
+// item, item -> batch; every many-to-one edge) and everything eager-loaded
+// under a query of execution records (runs, batch executions, item
+// executions, their history and orchestration links) return the row even
+// when it is soft-deleted, with IsActive false, so code that walks
+// item_execution -> item -> batch never meets a nil edge. A delete through the client
 // sets is_active = false instead, unless the context comes from
 // runledger.WithHardDelete; a hard delete lets the database cascade to every
 // child row. Soft delete never cascades: children of a soft-deleted row stay
@@ -50,7 +58,16 @@ func (SoftDelete) Indexes() []ent.Index {
 	}
 }
 
-// Interceptors of the SoftDelete mixin: hide inactive rows.
+// executionTypes are the types of execution records: what is eager-loaded
+// under a query of one of them resolves even when soft-deleted.
+var executionTypes = map[string]bool{
+	gen.TypeRun: true, gen.TypeBatchExecution: true, gen.TypeItemExecution: true,
+	gen.TypeItemStateHistory: true, gen.TypeRunOrchestration: true, gen.TypeOrchestrationInstance: true,
+	gen.TypeStatusCount: true,
+}
+
+// Interceptors of the SoftDelete mixin: hide inactive rows, except where a
+// record resolves its parent (see SoftDelete).
 func (SoftDelete) Interceptors() []ent.Interceptor {
 	return []ent.Interceptor{
 		ent.TraverseFunc(func(ctx context.Context, q ent.Query) error {
@@ -61,7 +78,20 @@ func (SoftDelete) Interceptors() []ent.Interceptor {
 			if err != nil {
 				return fmt.Errorf("mixin: soft delete: %w", err)
 			}
-			w.WhereP(sql.FieldEQ("is_active", true))
+			// An eager load runs inside the query that asked for it, whose
+			// query context names the outermost type.
+			if qc := ent.QueryFromContext(ctx); qc != nil && qc.Type != w.Type() && executionTypes[qc.Type] {
+				return nil
+			}
+			w.WhereP(func(s *sql.Selector) {
+				// A many-to-one traversal step selects the parent joined
+				// with its child: the child resolves it, active or not. A
+				// listing or a step to children joins nothing.
+				if s.HasJoins() {
+					return
+				}
+				s.Where(sql.EQ(s.C("is_active"), true))
+			})
 			return nil
 		}),
 	}

@@ -17,11 +17,17 @@ import (
 
 // Version adds version, integer not null default 1, for optimistic locking.
 //
-// An UpdateOne through the client applies only if the row still has the
-// version that was read (UPDATE ... WHERE id = $1 AND version = $2) and
-// returns a *runledger.StaleError (errors.Is runledger.ErrStale) when it does
-// not. Every update raises the version by one; the database's update trigger
-// does the same for every writer, so a bulk update or raw SQL bumps it too.
+// UpdateOne(entity) through the client applies only if the row still has the
+// version the entity was read at (UPDATE ... WHERE id = $1 AND version = $2)
+// and returns a *runledger.StaleError (errors.Is runledger.ErrStale) when it
+// does not. UpdateOneID has no version of the caller's: it reads the row's
+// current version just before updating, which guards only against a change
+// in between, not against one since the caller last looked; bulk Update
+// checks no version. With a context from runledger.ExpectVersion(ctx, v),
+// UpdateOne and UpdateOneID apply only at version v (StaleError otherwise,
+// and no read first) and bulk Update changes only rows at version v. Every
+// update raises the version by one; the database's update trigger does the
+// same for every writer, so a bulk update or raw SQL bumps it too.
 type Version struct{ entmixin.Schema }
 
 // Fields of the Version mixin.
@@ -47,27 +53,39 @@ type versioned interface {
 // their version like every other writer's.
 func versionHook(next ent.Mutator) ent.Mutator {
 	return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-		if m.Op().Is(ent.OpUpdateOne) {
+		switch {
+		case m.Op().Is(ent.OpUpdateOne):
 			return guardedUpdateOne(ctx, next, m)
+		case m.Op().Is(ent.OpUpdate):
+			if v, ok := runledger.ExpectedVersion(ctx); ok {
+				mx, ok := m.(versioned)
+				if !ok {
+					return nil, fmt.Errorf("mixin: version: unexpected mutation type %T", m)
+				}
+				mx.WhereP(sql.FieldEQ("version", v))
+			}
 		}
 		return next.Mutate(ctx, m)
 	})
 }
 
 // guardedUpdateOne adds WHERE version = <read> and SET version = <read> + 1.
-// UpdateOne(entity) carries the version that was read; UpdateOneID reads it.
+// The version is the one of runledger.ExpectVersion, else the one
+// UpdateOne(entity) carries; UpdateOneID reads it.
 func guardedUpdateOne(ctx context.Context, next ent.Mutator, m ent.Mutation) (ent.Value, error) {
 	mx, ok := m.(versioned)
 	if !ok {
 		return nil, fmt.Errorf("mixin: version: unexpected mutation type %T", m)
 	}
-	old, err := m.OldField(ctx, "version")
-	if err != nil {
-		return nil, err
-	}
-	read, ok := old.(int32)
-	if !ok {
-		return nil, fmt.Errorf("mixin: version: unexpected version type %T", old)
+	read, expected := runledger.ExpectedVersion(ctx)
+	if !expected {
+		old, err := m.OldField(ctx, "version")
+		if err != nil {
+			return nil, err
+		}
+		if read, ok = old.(int32); !ok {
+			return nil, fmt.Errorf("mixin: version: unexpected version type %T", old)
+		}
 	}
 	if err := m.SetField("version", read+1); err != nil {
 		return nil, fmt.Errorf("mixin: version: %w", err)
