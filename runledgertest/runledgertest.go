@@ -15,8 +15,9 @@
 // tens of milliseconds.
 //
 // The server comes from TEST_DATABASE_URL, else DATABASE_URL, else the local
-// server (postgres://root@127.0.0.1:5432/postgres). The role needs CREATEDB.
-// A test never skips for want of a database: it fails and says how to start
+// server (postgres://root@127.0.0.1:5432/postgres), else a private server
+// started for the test process (see ServerURL). The role needs CREATEDB. A
+// test never skips for want of a database: it fails and says how to start
 // one.
 package runledgertest
 
@@ -37,18 +38,41 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/runledger/runledger/db"
+	"github.com/runledger/runledger/internal/localpg"
 	"github.com/runledger/runledger/internal/pgurl"
 	"github.com/runledger/runledger/migrate"
 )
 
-// ServerURL returns the URL of the server tests run against.
+var (
+	serverOnce sync.Once
+	serverURL  string
+	serverErr  error
+)
+
+// ServerURL returns the URL of the server tests run against:
+// TEST_DATABASE_URL, else DATABASE_URL, else the local server
+// (postgres://root@127.0.0.1:5432/postgres). When none is set and nothing
+// answers on the local server's port, it starts a private server from the
+// installed PostgreSQL binaries for this test process (one line on stderr
+// says so; the server is removed when the process ends, even if killed).
+// Under CI=true a missing server is an error instead.
 func ServerURL() string {
-	for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
-		if v := os.Getenv(k); v != "" {
-			return v
+	serverOnce.Do(func() {
+		for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+			if v := os.Getenv(k); v != "" {
+				serverURL = v
+				return
+			}
 		}
-	}
-	return pgurl.DefaultServer
+		say := func(line string) { fmt.Fprintln(os.Stderr, "runledgertest: "+line) }
+		srv, err := localpg.Ensure(context.Background(), localpg.OptionsFromEnv(os.Getenv, say))
+		if err != nil {
+			serverURL, serverErr = pgurl.DefaultServer, err
+			return
+		}
+		serverURL = srv.URL // a private server lives as long as the process
+	})
+	return serverURL
 }
 
 // templateLock serializes template builds across test processes.
@@ -79,7 +103,13 @@ func New(t testing.TB) *db.DB {
 // registered after this call (cleanups run last-in first-out).
 func NewURL(t testing.TB) string {
 	t.Helper()
-	tmplOnce.Do(func() { tmplName, tmplErr = ensureTemplate(ServerURL()) })
+	tmplOnce.Do(func() {
+		if server := ServerURL(); serverErr != nil {
+			tmplErr = serverErr
+		} else {
+			tmplName, tmplErr = ensureTemplate(server)
+		}
+	})
 	if tmplErr != nil {
 		t.Fatalf("runledgertest: %v\n(start PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set TEST_DATABASE_URL)", tmplErr)
 	}
@@ -96,6 +126,9 @@ func EmptyURL(t testing.TB) string {
 func create(t testing.TB, template string) string {
 	t.Helper()
 	server := ServerURL()
+	if serverErr != nil {
+		t.Fatalf("runledgertest: %v", serverErr)
+	}
 	name := "runledger_test_" + randomHex(8)
 	admin, err := sql.Open("postgres", server)
 	if err != nil {

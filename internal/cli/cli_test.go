@@ -209,6 +209,21 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoZeroSetup runs the demo with no DATABASE_URL and nothing on the
+// default server's port: it starts a private server, says so, and removes it.
+func TestDemoZeroSetup(t *testing.T) {
+	t.Parallel()
+	r := run(t, map[string]string{"RUNLEDGER_DEFAULT_SERVER": "postgres://root@127.0.0.1:1/postgres?sslmode=disable"}, "demo")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 1, strings.Count(r.stdout, "no PostgreSQL at 127.0.0.1:1: started a private server on 127.0.0.1:"), r.stdout)
+	require.Contains(t, r.stdout, "200 items: 199 succeeded, 1 failed")
+	require.Contains(t, r.stdout, "The private server and its data are removed now")
+
+	r = run(t, map[string]string{"RUNLEDGER_DEFAULT_SERVER": "postgres://root@127.0.0.1:1/postgres?sslmode=disable", "CI": "true"}, "demo")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "CI=true")
+}
+
 func TestInspectAndProgress(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"DATABASE_URL": dbtest.EmptyURL(t)}

@@ -21,6 +21,7 @@ import (
 	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/ent"
 	"github.com/runledger/runledger/execution"
+	"github.com/runledger/runledger/internal/localpg"
 	"github.com/runledger/runledger/internal/pgurl"
 	"github.com/runledger/runledger/migrate"
 )
@@ -44,7 +45,7 @@ func newDemoCmd(env Env) *cobra.Command {
 		Short: "Create a demo database, record a run and print it as a tree",
 		Args:  exactArgs(),
 	}
-	url := cmd.Flags().String("url", "", "database URL (default $DATABASE_URL, else a local database "+DemoDatabase+")")
+	url := cmd.Flags().String("url", "", "database URL (default $DATABASE_URL, else database "+DemoDatabase+" on the local server, or on a private server started for the demo when none answers)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return demo(cmd.Context(), env, *url) }
 	return cmd
 }
@@ -54,12 +55,19 @@ func demo(ctx context.Context, env Env, url string) error {
 	if u == "" {
 		u = env.Getenv("DATABASE_URL")
 	}
+	private := false
 	if u == "" {
-		var err error
-		if u, err = pgurl.WithDatabase(pgurl.DefaultServer, DemoDatabase); err != nil {
+		// Zero-setup start: the local server, else a private one.
+		srv, err := localpg.Ensure(ctx, localpg.OptionsFromEnv(env.Getenv, func(line string) { fmt.Fprintln(env.Stdout, line) }))
+		if err != nil {
 			return err
 		}
-		if err := ensureDatabase(ctx, env, pgurl.DefaultServer, DemoDatabase); err != nil {
+		defer func() { _ = srv.Close() }()
+		private = srv.Private
+		if u, err = pgurl.WithDatabase(srv.URL, DemoDatabase); err != nil {
+			return err
+		}
+		if err := ensureDatabase(ctx, env, srv.URL, DemoDatabase); err != nil {
 			return err
 		}
 	}
@@ -87,6 +95,10 @@ func demo(ctx context.Context, env Env, url string) error {
 	fmt.Fprintln(env.Stdout)
 	if err := printRunTree(ctx, env.Stdout, d.Client, exec, runID); err != nil {
 		return err
+	}
+	if private {
+		fmt.Fprintln(env.Stdout, "\nThe private server and its data are removed now; set DATABASE_URL to keep a demo database.")
+		return nil
 	}
 	fmt.Fprintf(env.Stdout, "\nLook again with: runledger inspect run %s   (or: runledger progress %s)\n", runID, runID)
 	return nil
