@@ -103,50 +103,61 @@ func New(t testing.TB) *db.DB {
 // registered after this call (cleanups run last-in first-out).
 func NewURL(t testing.TB) string {
 	t.Helper()
-	tmplOnce.Do(func() {
-		if server := ServerURL(); serverErr != nil {
-			tmplErr = serverErr
-		} else {
-			tmplName, tmplErr = ensureTemplate(server)
-		}
-	})
-	if tmplErr != nil {
-		t.Fatalf("runledgertest: %v\n(start PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set TEST_DATABASE_URL)", tmplErr)
+	url, dropIt, err := Database(context.Background(), true)
+	if err != nil {
+		t.Fatalf("%v", err)
 	}
-	return create(t, tmplName)
+	t.Cleanup(dropIt)
+	return url
 }
 
 // EmptyURL creates an empty database (no migrations applied) and returns its
 // URL; it is dropped when the test ends.
 func EmptyURL(t testing.TB) string {
 	t.Helper()
-	return create(t, "template0")
+	url, dropIt, err := Database(context.Background(), false)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(dropIt)
+	return url
 }
 
-func create(t testing.TB, template string) string {
-	t.Helper()
+// Database creates a fresh database, migrated (a clone of the template) or
+// empty, and returns its URL and a function that drops it. It is for code
+// without a testing.TB: a TestMain, an Example.
+func Database(ctx context.Context, migrated bool) (url string, dropIt func(), err error) {
+	const hint = "\n(start PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set TEST_DATABASE_URL)"
 	server := ServerURL()
 	if serverErr != nil {
-		t.Fatalf("runledgertest: %v", serverErr)
+		return "", nil, fmt.Errorf("runledgertest: %w", serverErr)
+	}
+	template := "template0"
+	if migrated {
+		tmplOnce.Do(func() { tmplName, tmplErr = ensureTemplate(server) })
+		if tmplErr != nil {
+			return "", nil, fmt.Errorf("runledgertest: %w"+hint, tmplErr)
+		}
+		template = tmplName
 	}
 	name := "runledger_test_" + randomHex(8)
 	admin, err := sql.Open("postgres", server)
 	if err != nil {
-		t.Fatalf("runledgertest: %v", pgurl.ErrMalformed)
+		return "", nil, fmt.Errorf("runledgertest: %w", pgurl.ErrMalformed)
 	}
 	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s",
 		pq.QuoteIdentifier(name), pq.QuoteIdentifier(template))); err != nil {
-		t.Fatalf("runledgertest: create database on %s: %v\n(start PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set TEST_DATABASE_URL)", pgurl.Describe(server), err)
+		return "", nil, fmt.Errorf("runledgertest: create database on %s: %w"+hint, pgurl.Describe(server), err)
 	}
-	t.Cleanup(func() { drop(server, name) })
-	url, err := pgurl.WithDatabase(server, name)
-	if err != nil {
-		t.Fatalf("runledgertest: %v", err)
+	dropIt = func() { drop(server, name) }
+	if url, err = pgurl.WithDatabase(server, name); err != nil {
+		dropIt()
+		return "", nil, fmt.Errorf("runledgertest: %w", err)
 	}
-	return url
+	return url, dropIt, nil
 }
 
 func drop(server, name string) {
