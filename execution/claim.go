@@ -469,7 +469,8 @@ RETURNING ie.id, ie.batch_execution_id, ie.status`
 // Rescue takes back items whose lease expired (their worker died or hung):
 // they go to retrying when attempts remain, else to timed_out (or cancelled
 // if their run was cancelled). It works in batches of 10,000 rows and
-// returns when none is left. It also finishes batch executions and runs
+// returns when none is left; on an error, the result counts the batches
+// that committed. It also finishes batch executions and runs
 // whose roll-up was lost to a process that died right after reporting. Run
 // it periodically (River's rescuer, UiPath's abandoned items).
 func (c *Client) Rescue(ctx context.Context) (RescueResult, error) {

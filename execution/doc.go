@@ -55,7 +55,10 @@
 //   - runledger.ErrInvalid: the call itself is wrong (bounds, bad payload);
 //     nothing was sent to the database.
 //
-// With any error other than *LeaseLostError, the Report is empty.
+// With any error other than *LeaseLostError, the Report is empty. Heartbeat
+// answers lease lost for every item the worker no longer holds, including
+// one it finished itself (in a report whose answer was lost): re-send that
+// report to learn its outcome.
 //
 // Reports are idempotent, keyed by (item execution, attempt): Result.Attempt
 // and Failure.Attempt carry Claimed.Attempt (0 means the item's current

@@ -84,6 +84,19 @@ func TestLengthsAndDepth(t *testing.T) {
 			require.Equal(t, "payload is nested deeper than 128 levels", ie.Reason)
 		}
 	}
+	// The ent client's create paths refuse a deep payload the same way.
+	nested := map[string]any{"leaf": 1}
+	for range 200 {
+		nested = map[string]any{"a": nested}
+	}
+	_, err = b.db.Item.Create().SetBatchID(b.batches[0].ID).SetSequenceNumber(500).SetPayload(nested).Save(ctx)
+	var ie *runledger.InvalidError
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, "payload is nested deeper than 128 levels", ie.Reason)
+	_, err = b.db.Batch.Create().SetAutomation(b.auto).SetName("deep").SetPayload(nested).Save(ctx)
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, "payload is nested deeper than 128 levels", ie.Reason)
+
 	rep, err := b.exec.Complete(ctx, worker, []execution.Result{{ID: got[0].ID, Payload: deep(128)}})
 	require.NoError(t, err)
 	require.Len(t, rep.Succeeded, 1)
