@@ -15,16 +15,21 @@ import (
 
 // burndown: workers loop claim + complete in batches until nothing is left,
 // through runledger, through a hand-written SKIP LOCKED loop, and through
-// River. Each side has its own database on the same server and starts each
-// repetition from n freshly queued items (untimed), analyzed.
+// River (with a no-op worker, and with a worker that writes an audit row and
+// completes its job in one transaction). Each side has its own database on
+// the same server and starts each repetition from n freshly queued items
+// (untimed), analyzed. runledger and the raw loop run at every batch size
+// of -sweep; the server and client CPU per item are measured on every side.
 func (b *bench) burndown(ctx context.Context) error {
-	n, batch := b.cfg.burnN, b.cfg.batch
+	n := b.cfg.burnN
 	maxWorkers := 0
 	for _, w := range b.cfg.workers {
 		maxWorkers = max(maxWorkers, w)
 	}
 
-	d, _, err := b.scratch.runledger(ctx, "burndown", maxWorkers)
+	// Pools keep as many idle connections as they may open: a backend that
+	// disconnected during a run would take its CPU time with it.
+	d, _, err := b.scratch.runledger(ctx, "burndown", 2*maxWorkers)
 	if err != nil {
 		return err
 	}
@@ -71,33 +76,80 @@ func (b *bench) burndown(ctx context.Context) error {
 	}
 	defer rv.close()
 
+	type side struct{ ours, raw string }
+	sides := map[[2]int]side{}
 	var variants []variant
 	for _, w := range b.cfg.workers {
-		variants = append(variants,
-			variant{fmt.Sprintf("burn-down: runledger, %d workers", w), rate(n, queue, func(ctx context.Context) error {
-				return workers(ctx, w, n, func(ctx context.Context, name string) (int, error) {
-					return runledgerStep(ctx, x, name, batch)
-				})
-			})},
-			variant{fmt.Sprintf("burn-down: raw SKIP LOCKED, %d workers", w), rate(n, rawQueue, func(ctx context.Context) error {
-				return workers(ctx, w, n, func(ctx context.Context, name string) (int, error) {
-					return rawStep(ctx, raw, name, batch)
-				})
-			})},
-		)
+		for _, bt := range b.cfg.sweep {
+			s := side{fmt.Sprintf("burn-down: runledger, %d workers, batch %d", w, bt), fmt.Sprintf("burn-down: raw SKIP LOCKED, %d workers, batch %d", w, bt)}
+			sides[[2]int{w, bt}] = s
+			variants = append(variants,
+				variant{s.ours, b.timedRate(s.ours, b.scratch.dbName("burndown"), n, queue, func(ctx context.Context) error {
+					return workers(ctx, w, n, func(ctx context.Context, name string) (int, error) {
+						return runledgerStep(ctx, x, name, bt)
+					})
+				})},
+				variant{s.raw, b.timedRate(s.raw, b.scratch.dbName("burndown_raw"), n, rawQueue, func(ctx context.Context) error {
+					return workers(ctx, w, n, func(ctx context.Context, name string) (int, error) {
+						return rawStep(ctx, raw, name, bt)
+					})
+				})},
+			)
+		}
 	}
-	variants = append(variants, variant{fmt.Sprintf("burn-down: River, MaxWorkers %d", b.cfg.riverWorkers), rv.burndown})
+	riverName := fmt.Sprintf("burn-down: River, MaxWorkers %d", b.cfg.riverWorkers)
+	auditName := fmt.Sprintf("burn-down: River + audit row (JobCompleteTx), MaxWorkers %d, %s jobs", b.cfg.riverWorkers, count(b.cfg.auditN))
+	variants = append(variants,
+		variant{riverName, func(ctx context.Context) (float64, error) { return rv.burndown(ctx, b, riverName, false) }},
+		variant{auditName, func(ctx context.Context) (float64, error) { return rv.burndown(ctx, b, auditName, true) }},
+	)
 	figs, err := b.compare(ctx, "items/s", variants...)
 	if err != nil {
 		return err
 	}
-	river := figs[len(figs)-1]
-	for i, w := range b.cfg.workers {
-		ours, rawFig := figs[2*i], figs[2*i+1]
-		b.rows = append(b.rows,
-			row{workload: fmt.Sprintf("burn-down %s, %d workers, batch %d: vs River", count(n), w, batch), ours: ours, base: river, unit: "items/s", target: target{ratioAtLeast, 1}},
-			row{workload: fmt.Sprintf("burn-down %s, %d workers, batch %d: vs raw SKIP LOCKED", count(n), w, batch), ours: ours, base: rawFig, unit: "items/s"},
-		)
+	byName := map[string]figure{}
+	for i, v := range variants {
+		byName[v.name] = figs[i]
+	}
+	cpu := func(name string) *cpuFigures {
+		if f := b.cpu[name]; f != nil {
+			return f
+		}
+		return &cpuFigures{}
+	}
+	river, audit := byName[riverName], byName[auditName]
+	for _, w := range b.cfg.workers {
+		for _, bt := range b.cfg.sweep {
+			s := sides[[2]int{w, bt}]
+			ours, rawFig := byName[s.ours], byName[s.raw]
+			def := bt == b.cfg.batch
+			at := func(t target) target {
+				if def {
+					return t
+				}
+				return target{}
+			}
+			label := fmt.Sprintf("burn-down %s, %d workers, batch %d", count(n), w, bt)
+			b.rows = append(b.rows,
+				row{workload: label + ": vs River", ours: ours, base: river, unit: "items/s", target: at(target{ratioAtLeast, 1})},
+				row{workload: label + ": vs raw SKIP LOCKED", ours: ours, base: rawFig, unit: "items/s"},
+			)
+			if def {
+				b.rows = append(b.rows,
+					row{workload: label + ": vs River + audit row (" + count(b.cfg.auditN) + " jobs)", ours: ours, base: audit, unit: "items/s", target: target{ratioAtLeast, 8}})
+			}
+			b.rows = append(b.rows,
+				row{workload: label + ": server CPU vs raw SKIP LOCKED", ours: cpu(s.ours).server, base: cpu(s.raw).server, unit: "µs/item", target: at(target{ratioAtMost, 3})},
+				row{workload: label + ": client CPU vs raw SKIP LOCKED", ours: cpu(s.ours).client, base: cpu(s.raw).client, unit: "µs/item"},
+			)
+			if def {
+				b.rows = append(b.rows,
+					row{workload: label + ": server CPU vs River", ours: cpu(s.ours).server, base: cpu(riverName).server, unit: "µs/item"},
+					row{workload: label + ": client CPU vs River", ours: cpu(s.ours).client, base: cpu(riverName).client, unit: "µs/item"},
+					row{workload: label + ": server CPU vs River + audit row (" + count(b.cfg.auditN) + " jobs)", ours: cpu(s.ours).server, base: cpu(auditName).server, unit: "µs/item"},
+				)
+			}
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,11 +30,13 @@ type config struct {
 	repeat       int
 	workloads    []string
 	batch        int
+	sweep        []int
 	workers      []int
 	riverWorkers int
 	ingestN      int
 	startN       int
 	burnN        int
+	auditN       int
 	smallN       int
 	largeN       int
 	graphN       int
@@ -77,17 +80,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &config{}
-	var workloads, workers string
+	var workloads, workers, sweep string
 	fs.StringVar(&cfg.server, "server", "postgres://root@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server URL; scratch databases are created on it and dropped at the end")
 	fs.BoolVar(&cfg.quick, "quick", false, "small sizes (a run of about a minute); explicit size flags still win")
 	fs.IntVar(&cfg.repeat, "repeat", 3, "measured repetitions of each figure (after one discarded warm-up); the table shows their median and min-max")
 	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "comma-separated workloads to run: "+strings.Join(allWorkloads, ", "))
-	fs.IntVar(&cfg.batch, "batch", 100, "items per Claim and per Complete (burn-down, claim latency)")
+	fs.IntVar(&cfg.batch, "batch", 1000, "items per Claim and per Complete: the default, whose burn-down rows carry the targets, and the claim latency's")
+	fs.StringVar(&sweep, "sweep", "100,1000", "comma-separated batch sizes of the runledger and raw burn-downs (-batch is always among them)")
 	fs.StringVar(&workers, "workers", "8,16", "comma-separated worker counts for the burn-down")
 	fs.IntVar(&cfg.riverWorkers, "river-workers", 1000, "River's MaxWorkers in the burn-down")
 	fs.IntVar(&cfg.ingestN, "ingest", 0, "items per ingest (default 100000, quick 10000)")
 	fs.IntVar(&cfg.startN, "start", 0, "items of the run start (default 100000, quick 10000)")
 	fs.IntVar(&cfg.burnN, "burn", 0, "items per burn-down (default 100000, quick 10000)")
+	fs.IntVar(&cfg.auditN, "audit", 0, "jobs per River + audit row burn-down, a slow baseline (default 20000, quick 5000; at most -burn)")
 	fs.IntVar(&cfg.smallN, "small", 0, "items of the small run for progress and claim latency (default 10000, quick 1000)")
 	fs.IntVar(&cfg.largeN, "large", 0, "items of the large run for progress and claim latency (default 1000000, quick 50000)")
 	fs.IntVar(&cfg.graphN, "graph", 0, "items per run of the graph query's automation (default 10000, quick 1000)")
@@ -96,7 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.schema, "schema", true, "give the automation an item_schema, so AddItems validates every payload")
 	fs.BoolVar(&cfg.markdown, "markdown", false, "print the table as Markdown")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the scratch databases (their names are logged)")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -113,6 +119,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	size(&cfg.ingestN, 100_000, 10_000)
 	size(&cfg.startN, 100_000, 10_000)
 	size(&cfg.burnN, 100_000, 10_000)
+	size(&cfg.auditN, 20_000, 5_000)
+	cfg.auditN = min(cfg.auditN, cfg.burnN)
 	size(&cfg.smallN, 10_000, 1_000)
 	size(&cfg.largeN, 1_000_000, 50_000)
 	size(&cfg.graphN, 10_000, 1_000)
@@ -130,14 +138,29 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		cfg.workloads = append(cfg.workloads, w)
 	}
-	for _, w := range strings.Split(workers, ",") {
-		var n int
-		if _, err := fmt.Sscan(strings.TrimSpace(w), &n); err != nil || n < 1 {
-			return nil, fmt.Errorf("-workers: %q is not a positive number", w)
-		}
-		cfg.workers = append(cfg.workers, n)
+	if cfg.workers, err = positives("-workers", workers); err != nil {
+		return nil, err
+	}
+	if cfg.sweep, err = positives("-sweep", sweep); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(cfg.sweep, cfg.batch) {
+		cfg.sweep = append(cfg.sweep, cfg.batch)
 	}
 	return cfg, nil
+}
+
+// positives parses a comma-separated list of positive numbers.
+func positives(flagName, list string) ([]int, error) {
+	var out []int
+	for _, w := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(w), &n); err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flagName, w)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func contains(list []string, s string) bool {
@@ -156,6 +179,9 @@ type bench struct {
 	scratch *scratch
 	rows    []row
 	scale   map[int]*scaleRun // progress and claim share their runs, by size
+	// measuring is true during the measured rounds (not the warm-up).
+	measuring bool
+	cpu       map[string]*cpuFigures // burn-down CPU per item, by side
 }
 
 func run(ctx context.Context, cfg *config, out io.Writer, logger *log.Logger) (err error) {
@@ -174,7 +200,7 @@ func run(ctx context.Context, cfg *config, out io.Writer, logger *log.Logger) (e
 		defer cancel()
 		err = errors.Join(err, sc.dropAll(dctx))
 	}()
-	b := &bench{cfg: cfg, log: logger, scratch: sc, scale: map[int]*scaleRun{}}
+	b := &bench{cfg: cfg, log: logger, scratch: sc, scale: map[int]*scaleRun{}, cpu: map[string]*cpuFigures{}}
 	header := fmt.Sprintf("command: %s\ndate: %s; %s; %d CPUs; %s; load average at start %s\neach figure: median of %d runs after 1 warm-up, (min–max)",
 		strings.TrimSpace("go run . "+strings.Join(os.Args[1:], " ")), time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), sc.version, loadAverage(), cfg.repeat)
 	logger.Print(strings.ReplaceAll(header, "\n", "; "))
@@ -231,6 +257,7 @@ func (b *bench) rounds(ctx context.Context, unit string, warmUp bool, variants .
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			b.measuring = i > 0
 			val, err := v.fn(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", v.name, err)

@@ -38,11 +38,57 @@ type noopWorker struct {
 // Work does nothing.
 func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
 
+// auditArgs is the job of the River + audit baseline: the same payload.
+type auditArgs struct {
+	N    int    `json:"n"`
+	Name string `json:"name"`
+}
+
+// Kind implements river.JobArgs.
+func (auditArgs) Kind() string { return "bench_audit" }
+
+// auditWorker is what a River user writes to get an audit trail of their
+// jobs: one row per job, written with the job's completion in one
+// transaction (river.JobCompleteTx), so the row exists exactly when the job
+// completed. runledger records the same (and every earlier state change)
+// set-based, by trigger.
+type auditWorker struct {
+	river.WorkerDefaults[auditArgs]
+	pool *pgxpool.Pool
+}
+
+// Work records the audit row and completes the job in one transaction.
+func (w *auditWorker) Work(ctx context.Context, job *river.Job[auditArgs]) error {
+	tx, err := w.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit, a no-op
+	if _, err := tx.Exec(ctx, `INSERT INTO river_audit (job_id, kind, state) VALUES ($1, $2, 'completed')`, job.ID, job.Kind); err != nil {
+		return err
+	}
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// riverAuditDDL is the audit table of the River + audit baseline.
+const riverAuditDDL = `
+CREATE TABLE river_audit (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	job_id bigint NOT NULL,
+	kind text NOT NULL,
+	state text NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT now()
+)`
+
 // riverBench is River on its own scratch database, migrated with
 // rivermigrate.
 type riverBench struct {
 	pool       *pgxpool.Pool
 	n, workers int
+	db         string // its database's name
 }
 
 func (b *bench) newRiver(ctx context.Context, n int) (*riverBench, error) {
@@ -63,23 +109,32 @@ func (b *bench) newRiver(ctx context.Context, n int) (*riverBench, error) {
 	if err == nil {
 		_, err = migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	}
+	if err == nil {
+		_, err = pool.Exec(ctx, riverAuditDDL)
+	}
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrate River: %w", err)
 	}
-	return &riverBench{pool: pool, n: n, workers: b.cfg.riverWorkers}, nil
+	return &riverBench{pool: pool, n: n, workers: b.cfg.riverWorkers, db: b.scratch.dbName("river")}, nil
 }
 
 func (r *riverBench) close() { r.pool.Close() }
 
 // burndown inserts n jobs with InsertMany (untimed), then starts a client
-// and returns n / the time from Start until n jobs completed.
-func (r *riverBench) burndown(ctx context.Context) (float64, error) {
-	if _, err := r.pool.Exec(ctx, `TRUNCATE river_job`); err != nil {
+// and returns n / the time from Start until n jobs completed; b records the
+// CPU it used under key. With audit, the jobs are done by auditWorker.
+func (r *riverBench) burndown(ctx context.Context, b *bench, key string, audit bool) (float64, error) {
+	n := r.n
+	if audit {
+		n = b.cfg.auditN
+	}
+	if _, err := r.pool.Exec(ctx, `TRUNCATE river_job, river_audit`); err != nil {
 		return 0, err
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &noopWorker{})
+	river.AddWorker(workers, &auditWorker{pool: r.pool})
 	client, err := river.NewClient(riverpgxv5.New(r.pool), &river.Config{
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FetchCooldown:     riverFetchCooldown,
@@ -91,10 +146,14 @@ func (r *riverBench) burndown(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	params := make([]river.InsertManyParams, 0, riverInsertChunk)
-	for lo := 0; lo < r.n; lo += riverInsertChunk {
+	for lo := 0; lo < n; lo += riverInsertChunk {
 		params = params[:0]
-		for i := lo; i < min(lo+riverInsertChunk, r.n); i++ {
-			params = append(params, river.InsertManyParams{Args: noopArgs{N: i, Name: fmt.Sprintf("item-%07d", i)}})
+		for i := lo; i < min(lo+riverInsertChunk, n); i++ {
+			var args river.JobArgs = noopArgs{N: i, Name: fmt.Sprintf("item-%07d", i)}
+			if audit {
+				args = auditArgs{N: i, Name: fmt.Sprintf("item-%07d", i)}
+			}
+			params = append(params, river.InsertManyParams{Args: args})
 		}
 		if _, err := client.InsertMany(ctx, params); err != nil {
 			return 0, fmt.Errorf("InsertMany: %w", err)
@@ -104,33 +163,36 @@ func (r *riverBench) burndown(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	events, cancel := client.SubscribeConfig(&river.SubscribeConfig{
-		ChanSize: r.n + 1000, // never drop an event
+		ChanSize: n + 1000, // never drop an event
 		Kinds:    []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled},
 	})
 	defer cancel()
 
-	start := time.Now()
-	if err := client.Start(ctx); err != nil {
-		return 0, err
-	}
-	done := 0
-	var werr error
-	for done < r.n && werr == nil {
-		select {
-		case ev, ok := <-events:
-			switch {
-			case !ok:
-				werr = fmt.Errorf("River stopped after %d of %d jobs", done, r.n)
-			case ev.Kind != river.EventKindJobCompleted:
-				werr = fmt.Errorf("River job %d: %s", ev.Job.ID, ev.Kind)
-			default:
-				done++
-			}
-		case <-ctx.Done():
-			werr = ctx.Err()
+	var elapsed time.Duration
+	werr := b.measureCPU(ctx, key, r.db, n, func(ctx context.Context) error {
+		start := time.Now()
+		if err := client.Start(ctx); err != nil {
+			return err
 		}
-	}
-	elapsed := time.Since(start)
+		done := 0
+		for done < n {
+			select {
+			case ev, ok := <-events:
+				switch {
+				case !ok:
+					return fmt.Errorf("river stopped after %d of %d jobs", done, n)
+				case ev.Kind != river.EventKindJobCompleted:
+					return fmt.Errorf("river job %d: %s", ev.Job.ID, ev.Kind)
+				default:
+					done++
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		elapsed = time.Since(start)
+		return nil
+	})
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer scancel()
 	if err := client.Stop(sctx); err != nil && werr == nil {
@@ -139,7 +201,16 @@ func (r *riverBench) burndown(ctx context.Context) (float64, error) {
 	if werr != nil {
 		return 0, werr
 	}
-	return float64(r.n) / elapsed.Seconds(), nil
+	if audit {
+		var rows int
+		if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM river_audit`).Scan(&rows); err != nil {
+			return 0, err
+		}
+		if rows != n {
+			return 0, fmt.Errorf("river + audit: %d audit rows for %d jobs", rows, n)
+		}
+	}
+	return float64(n) / elapsed.Seconds(), nil
 }
 
 var _ river.Worker[noopArgs] = noopWorker{}

@@ -48,9 +48,12 @@ func newScratch(ctx context.Context, server string, logger *log.Logger) (*scratc
 	return s, nil
 }
 
+// dbName is the name of the scratch database for purpose.
+func (s *scratch) dbName(purpose string) string { return s.prefix + "_" + purpose }
+
 // create makes an empty database for purpose and returns its URL.
 func (s *scratch) create(ctx context.Context, purpose string) (string, error) {
-	name := s.prefix + "_" + purpose
+	name := s.dbName(purpose)
 	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
 		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
