@@ -46,6 +46,7 @@ type config struct {
 	churn     int
 	settings  map[string]string
 	markdown  bool
+	attach    string
 }
 
 func main() {
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.churn, "churn", 4000, "items claimed and failed back before the timed VACUUM")
 	fs.StringVar(&settings, "set", "", "extra postgresql.conf settings, e.g. shared_buffers=1GB,work_mem=64MB")
 	fs.BoolVar(&cfg.markdown, "markdown", false, "print the table as Markdown")
+	fs.StringVar(&cfg.attach, "attach", "", "measure once, as loaded, the database of an earlier run at this URL (its server stopped loading) instead of starting a server")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -133,6 +135,9 @@ func run(ctx context.Context, cfg *config, out io.Writer, logger *log.Logger) er
 		strings.TrimSpace("go run ./capacity "+strings.Join(os.Args[1:], " ")), started.UTC().Format("2006-01-02 15:04 MST"),
 		runtime.Version(), runtime.NumCPU(), loadAverage())
 	logger.Print(strings.ReplaceAll(header, "\n", "; "))
+	if cfg.attach != "" {
+		return attachRun(ctx, cfg, header, out, logger)
+	}
 	e, err := newEnv(ctx, cfg, logger)
 	if err != nil {
 		return err
