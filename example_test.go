@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"os"
 	"testing"
 
@@ -40,18 +39,21 @@ func Example_optimisticLock() {
 	ctx := context.Background()
 	d, err := db.Open(ctx, db.Config{URL: databaseURL})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer d.Close()
 
 	a, err := d.Automation.Create().SetName("example-optimistic-lock").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	mine, theirs := a, a // two readers of version 1
 	theirs, err = d.Automation.UpdateOne(theirs).SetDescription("theirs").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println("theirs saved at version", theirs.Version)
 	_, err = d.Automation.UpdateOne(mine).SetDescription("mine").Save(ctx)
@@ -62,7 +64,8 @@ func Example_optimisticLock() {
 	fmt.Println("by ID at version 1 is stale:", errors.Is(err, runledger.ErrStale))
 	a, err = d.Automation.UpdateOneID(a.ID).SetDescription("by ID").Save(runledger.ExpectVersion(ctx, 2))
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println(*a.Description, "at version", a.Version)
 	// Output:
@@ -78,7 +81,8 @@ func Example_softDelete() {
 	ctx := context.Background()
 	d, err := db.Open(ctx, db.Config{URL: databaseURL})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer d.Close()
 	exec := execution.New(d, execution.Options{})
@@ -86,28 +90,34 @@ func Example_softDelete() {
 
 	a, err := d.Automation.Create().SetName("example-soft-delete").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	b, err := d.Batch.Create().SetAutomation(a).SetName("north").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	if _, err := exec.AddItems(ctx, b.ID, execution.Items([]execution.NewItem{{SequenceNumber: 0}, {SequenceNumber: 1}})); err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	r, err := exec.StartRun(ctx, a.ID, execution.StartOptions{})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 
 	if err := d.Batch.DeleteOne(b).Exec(ctx); err != nil { // sets is_active = false
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	_, err = d.Batch.Get(ctx, b.ID)
 	fmt.Println("batch found:", !ent.IsNotFound(err))
 	hidden, err := d.Batch.Get(runledger.WithInactive(ctx), b.ID)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println("with inactive rows:", hidden.Name, "active:", hidden.IsActive)
 
@@ -115,7 +125,8 @@ func Example_softDelete() {
 		WithItem(func(q *ent.ItemQuery) { q.WithBatch() }).
 		Order(itemexecution.ByItemField("sequence_number")).All(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	for _, ie := range ies {
 		it := ie.Edges.Item
@@ -135,7 +146,8 @@ func Example_eagerLoading() {
 	ctx := context.Background()
 	d, err := db.Open(ctx, db.Config{URL: databaseURL})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer d.Close()
 	exec := execution.New(d, execution.Options{})
@@ -143,20 +155,24 @@ func Example_eagerLoading() {
 
 	a, err := d.Automation.Create().SetName("example-eager-loading").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	for _, name := range []string{"north", "south"} {
 		b, err := d.Batch.Create().SetAutomation(a).SetName(name).Save(ctx)
 		if err != nil {
-			log.Fatal(err)
+			fmt.Println(err)
+			return
 		}
 		if _, err := exec.AddItems(ctx, b.ID, execution.Items([]execution.NewItem{{SequenceNumber: 0}, {SequenceNumber: 1}, {SequenceNumber: 2}})); err != nil {
-			log.Fatal(err)
+			fmt.Println(err)
+			return
 		}
 	}
 	started, err := exec.StartRun(ctx, a.ID, execution.StartOptions{CorrelationID: "nightly-42"})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 
 	r, err := d.Run.Query().Where(run.ID(started.ID)).
@@ -166,13 +182,15 @@ func Example_eagerLoading() {
 		}).
 		Only(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Printf("%s: run %s [%s]\n", r.Edges.Automation.Name, *r.CorrelationID, r.Status)
 	for _, be := range r.Edges.BatchExecutions {
 		n, err := be.QueryItemExecutions().Count(ctx) // a traversal
 		if err != nil {
-			log.Fatal(err)
+			fmt.Println(err)
+			return
 		}
 		fmt.Printf("  batch %s [%s]: %d items\n", be.Edges.Batch.Name, be.Status, n)
 	}

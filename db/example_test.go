@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"os"
 	"testing"
 
@@ -37,7 +36,8 @@ func ExampleDB_WithTx() {
 	ctx := context.Background()
 	d, err := db.Open(ctx, db.Config{URL: databaseURL, PoolSize: 5})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer d.Close()
 	ctx = runledger.WithActor(ctx, "billing-service") // fills created_by and updated_by
@@ -51,7 +51,8 @@ func ExampleDB_WithTx() {
 		return err
 	})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 
 	errRefused := errors.New("refused by the caller")
@@ -65,11 +66,13 @@ func ExampleDB_WithTx() {
 
 	names, err := d.Automation.Query().Where(automation.NameHasPrefix("example-tx-")).Select(automation.FieldName).Strings(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	a, err := d.Automation.Query().Where(automation.Name("example-tx-invoices")).Only(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println(names, "created by", *a.CreatedBy)
 	// Output:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log"
 	"sort"
 	"time"
 
@@ -19,12 +18,14 @@ func ExampleClient() {
 	ctx := context.Background()
 	url, drop, err := runledgertest.Database(ctx, true) // stands for your DATABASE_URL
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer drop()
 	d, err := db.Open(ctx, db.Config{URL: url})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer d.Close()
 	exec := execution.New(d, execution.Options{})
@@ -32,11 +33,13 @@ func ExampleClient() {
 
 	a, err := d.Automation.Create().SetName("invoices").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	b, err := d.Batch.Create().SetAutomation(a).SetName("2026-12").Save(ctx)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	var items []execution.NewItem
 	for i := range 5 {
@@ -44,17 +47,20 @@ func ExampleClient() {
 	}
 	n, err := exec.AddItems(ctx, b.ID, execution.Items(items)) // COPY, validated against the item schema
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	run, err := exec.StartRun(ctx, a.ID, execution.StartOptions{MaxAttempts: 3})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println("added", n, "items; run", run.Status)
 
 	claimed, err := exec.Claim(ctx, "worker-1", 10, time.Minute) // up to 10, SKIP LOCKED, under a lease
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println("worker-1 claimed", len(claimed))
 	sort.Slice(claimed, func(i, j int) bool { return claimed[i].SequenceNumber < claimed[j].SequenceNumber })
@@ -62,20 +68,23 @@ func ExampleClient() {
 	for _, c := range claimed[:3] {
 		var p struct{ Invoice string }
 		if err := json.Unmarshal(c.Payload, &p); err != nil {
-			log.Fatal(err)
+			fmt.Println(err)
+			return
 		}
 		fmt.Println("worker-1 books", p.Invoice, "attempt", c.Attempt)
 		done = append(done, execution.Result{ID: c.ID, Attempt: c.Attempt, Payload: json.RawMessage(`{"booked": true}`)})
 	}
 	rep, err := exec.Complete(ctx, "worker-1", done)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println("succeeded:", len(rep.Succeeded))
 
 	p, err := exec.Progress(ctx, run.ID)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Printf("run %s: %d of %d finished\n", p.Status, p.Counts.Finished(), p.Counts.Total())
 	// Output:

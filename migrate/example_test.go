@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log"
 
 	_ "github.com/lib/pq"
 
@@ -19,32 +18,38 @@ func ExampleApply() {
 	ctx := context.Background()
 	url, drop, err := runledgertest.Database(ctx, false) // stands for your DATABASE_URL
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer drop()
 
 	sqlDB, err := sql.Open("postgres", url)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	defer sqlDB.Close()
 	dir, err := migrate.Embedded()
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	res, err := migrate.Apply(ctx, sqlDB, dir, migrate.ApplyOptions{})
 	if err != nil {
-		log.Fatal(err) // the failing file was rolled back whole
+		fmt.Println(err) // the failing file was rolled back whole
+		return
 	}
 	fmt.Printf("applied: %t, from version %q\n", len(res.Files) > 0, res.From)
 
 	again, err := migrate.Apply(ctx, sqlDB, dir, migrate.ApplyOptions{})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	st, err := migrate.Status(ctx, sqlDB, dir)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println("second apply:", len(again.Files), "files; pending:", len(st.Pending), "dirty:", st.Dirty, "at the last version:", st.Current == res.To)
 	// Output:

@@ -407,7 +407,6 @@ type directive struct {
 	reason    string
 	bad       string // why the directive is invalid; empty when valid
 	used      map[string]bool
-	line      int // the directive's line in the file, from 1
 }
 
 // targets are the codes and analyzers d names, "" for all.

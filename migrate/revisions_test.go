@@ -279,6 +279,7 @@ func TestLegacyRevisionsMovedOnce(t *testing.T) {
 				results [n]*migrate.ApplyResult
 				errs    [n]error
 			)
+			dir := embedded(t)
 			for i := range n {
 				wg.Add(1)
 				go func() {
@@ -289,7 +290,7 @@ func TestLegacyRevisionsMovedOnce(t *testing.T) {
 						return
 					}
 					defer c.Close()
-					results[i], errs[i] = migrate.Apply(ctx, c, embedded(t), migrate.ApplyOptions{})
+					results[i], errs[i] = migrate.Apply(ctx, c, dir, migrate.ApplyOptions{})
 				}()
 			}
 			wg.Wait()
