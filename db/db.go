@@ -92,7 +92,8 @@ type DB struct {
 	*ent.Client
 	sql      *sql.DB
 	readOnly bool
-	reader   *DB // the ReadURL pool; nil without one
+	reader   *DB    // the ReadURL pool; nil without one
+	url      string // for NewListener; never printed
 }
 
 // Open connects, pings, and returns the client; with Config.ReadURL it opens
@@ -166,7 +167,7 @@ func open(ctx context.Context, cfg Config, url, field string, readOnly bool) (*D
 			logger.DebugContext(ctx, "sql", "statement", fmt.Sprint(args...))
 		})
 	}
-	return &DB{Client: ent.NewClient(ent.Driver(drv)), sql: sqlDB, readOnly: readOnly}, nil
+	return &DB{Client: ent.NewClient(ent.Driver(drv)), sql: sqlDB, readOnly: readOnly, url: url}, nil
 }
 
 // Reader returns the database for reads: the read-only pool of
@@ -241,4 +242,12 @@ func WithTx(ctx context.Context, client *ent.Client, fn func(tx *ent.Tx) error) 
 		return fmt.Errorf("db: commit: %w", dberr.Translate(ctx, err))
 	}
 	return nil
+}
+
+// NewListener opens a connection of its own for LISTEN on d's URL: lib/pq's
+// Listener, which reconnects by itself (after 100 ms, backing off to 10 s)
+// and reports connection events to callback (nil for none). The caller
+// closes it.
+func (d *DB) NewListener(callback pq.EventCallbackType) *pq.Listener {
+	return pq.NewListener(d.url, 100*time.Millisecond, 10*time.Second, callback)
 }

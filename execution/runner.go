@@ -1,0 +1,574 @@
+package execution
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"github.com/runledger/runledger"
+)
+
+// RunnerOptions tune a Runner. Zero values take the defaults.
+type RunnerOptions struct {
+	// Name identifies the runner: its worker name in claimed_by (default
+	// "runner-" and a random suffix). Two runners must not share a name.
+	Name string
+	// PollInterval is the fallback poll when no notification arrives
+	// (default 5s): notifications (StartRun, CancelRun, RetryItems) and a
+	// timer for the next retry coming due wake the runner before it.
+	PollInterval time.Duration
+	// Lease is the lease of claimed items (default 30s, at least MinLease),
+	// extended every Lease/3 while their handlers run.
+	Lease time.Duration
+	// FlushInterval and FlushSize: results are reported in batches, one
+	// Complete and one Fail statement per flush, every FlushInterval
+	// (default 5ms) or FlushSize items (default 1000), whichever first.
+	FlushInterval time.Duration
+	FlushSize     int
+	// MaintenanceInterval is how often the elected runner runs Rescue,
+	// Purge and compaction, and how often the others try to take over
+	// (default 5s): it bounds a takeover after the leader dies.
+	MaintenanceInterval time.Duration
+	// Retention: the elected runner purges runs finished longer ago than
+	// this (0: never).
+	Retention time.Duration
+	// NoMaintenance keeps this runner out of the election.
+	NoMaintenance bool
+}
+
+func (o RunnerOptions) withDefaults() RunnerOptions {
+	if o.Name == "" {
+		o.Name = "runner-" + uuid.NewString()[:8]
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 5 * time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.Lease < MinLease {
+		o.Lease = MinLease
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 5 * time.Millisecond
+	}
+	if o.FlushSize <= 0 {
+		o.FlushSize = 1000
+	}
+	if o.MaintenanceInterval <= 0 {
+		o.MaintenanceInterval = 5 * time.Second
+	}
+	return o
+}
+
+// RunnerStats are a Runner's counts since NewRunner.
+type RunnerStats struct {
+	Claimed    int64 // items claimed
+	Succeeded  int64 // reported succeeded
+	Failed     int64 // reported failed for good
+	Retried    int64 // reported failed, to be retried
+	Cancelled  int64 // ended cancelled
+	HandedBack int64 // released unfinished at Stop
+	Rescued    int64 // taken back from dead workers by this runner's maintenance
+	InFlight   int64 // handlers running now
+	Leader     bool  // whether this runner runs maintenance now
+}
+
+// Runner processes items with the handlers of a Workers: per automation, at
+// most Concurrency handlers at once, claimed with ClaimFor, leases extended
+// while they run, results reported in batches; woken by notifications, a
+// timer and a fallback poll; and, on one runner at a time across processes,
+// maintenance. Create it with Client.NewRunner.
+type Runner struct {
+	c     *Client
+	opts  RunnerOptions
+	names []string
+	hs    map[string]registered
+	log   *slog.Logger
+
+	claimed, succeeded, failed, retried, cancelled, handedBack, rescued, inFlight atomic.Int64
+	leader                                                                      atomic.Bool
+
+	mu      sync.Mutex
+	running bool
+	gen     *generation
+}
+
+// NewRunner returns a Runner for the handlers of ws (copied now). It does
+// nothing until Start.
+func (c *Client) NewRunner(ws *Workers, opts RunnerOptions) (*Runner, error) {
+	opts = opts.withDefaults()
+	if err := validWorker(opts.Name); err != nil {
+		return nil, err
+	}
+	names, hs := ws.snapshot()
+	if len(names) == 0 {
+		return nil, &runledger.InvalidError{Field: "Workers", Reason: "register at least one handler (Workers.Handle)"}
+	}
+	return &Runner{c: c, opts: opts, names: names, hs: hs,
+		log: c.opts.Logger.With("runner", opts.Name)}, nil
+}
+
+// Name is the runner's worker name.
+func (r *Runner) Name() string { return r.opts.Name }
+
+// Stats returns the runner's counts.
+func (r *Runner) Stats() RunnerStats {
+	return RunnerStats{
+		Claimed: r.claimed.Load(), Succeeded: r.succeeded.Load(), Failed: r.failed.Load(),
+		Retried: r.retried.Load(), Cancelled: r.cancelled.Load(), HandedBack: r.handedBack.Load(),
+		Rescued: r.rescued.Load(), InFlight: r.inFlight.Load(), Leader: r.leader.Load(),
+	}
+}
+
+// ErrRunnerRunning is returned by Start on a runner already started.
+var ErrRunnerRunning = errors.New("execution: runner already started")
+
+// Start starts the runner and returns once it listens for notifications;
+// the work happens in background goroutines until Stop. ctx bounds only the
+// start (its values are kept, its end does not stop the runner). Starting a
+// running runner is ErrRunnerRunning; starting one again after Stop is
+// allowed.
+func (r *Runner) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		return ErrRunnerRunning
+	}
+	g, err := r.newGeneration(ctx)
+	if err != nil {
+		return err
+	}
+	r.gen = g
+	r.running = true
+	g.start()
+	r.log.DebugContext(ctx, "runner started", "automations", r.names)
+	return nil
+}
+
+// Stop stops claiming at once, waits for running handlers until ctx ends,
+// then cancels their contexts (cause ErrRunnerStopped) and hands their
+// items back at once (Release: retrying and claimable, the interrupted
+// attempt counted but never failing the item). Results already returned are
+// reported before Stop returns; no goroutine of the runner outlives it,
+// except handlers that ignore their context, which Stop waits for a further
+// second and then reports in its error. Stop on a runner that is not
+// running (never started, or stopped already) does nothing.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return nil
+	}
+	r.running = false
+	err := r.gen.stop(ctx)
+	r.gen = nil
+	r.leader.Store(false)
+	return err
+}
+
+// generation is one Start..Stop of a Runner.
+type generation struct {
+	r        *Runner
+	base     context.Context // Start's values, never cancelled by it
+	loopCtx  context.Context // ends at Stop: no more claims
+	loopStop context.CancelFunc
+	workCtx  context.Context // ends when Stop gives up: handlers' parent
+	workStop context.CancelCauseFunc
+	listener *pq.Listener
+
+	wake       chan struct{} // claim now
+	beat       chan struct{} // heartbeat now (a cancel notification)
+	outcomes   chan outcome
+	reportStop chan struct{} // closed when no handler will report any more
+	reportGone chan struct{} // closed when the reporter exited
+	beatStop   chan struct{} // closed when no item needs its lease extended
+
+	mu   sync.Mutex
+	held map[uuid.UUID]*job // claimed, not yet reported
+	busy map[string]int     // running handlers per automation
+
+	loops    sync.WaitGroup // fetch, heartbeat, listener, maintenance
+	handlers sync.WaitGroup
+	reporter sync.WaitGroup
+}
+
+// job is a claimed item on its way through a handler and the reporter.
+type job struct {
+	item   Claimed
+	cancel context.CancelCauseFunc // nil once the handler returned
+	done   bool                    // the handler returned
+}
+
+// outcome is a handler's result for the reporter.
+type outcome struct {
+	item    Claimed
+	payload []byte
+	err     error // nil: succeeded
+	final   bool  // NonRetryable
+}
+
+func (r *Runner) newGeneration(ctx context.Context) (*generation, error) {
+	base := context.WithoutCancel(ctx)
+	g := &generation{r: r, base: base,
+		wake: make(chan struct{}, 1), beat: make(chan struct{}, 1),
+		outcomes: make(chan outcome, r.opts.FlushSize), reportStop: make(chan struct{}),
+		reportGone: make(chan struct{}), beatStop: make(chan struct{}),
+		held: map[uuid.UUID]*job{}, busy: map[string]int{}}
+	g.loopCtx, g.loopStop = context.WithCancel(base)
+	g.workCtx, g.workStop = context.WithCancelCause(base)
+	g.listener = r.c.db.NewListener(func(ev pq.ListenerEventType, err error) {
+		switch ev {
+		case pq.ListenerEventReconnected:
+			// Notifications may have been missed: look now.
+			g.poke(g.wake)
+		case pq.ListenerEventConnectionAttemptFailed, pq.ListenerEventDisconnected:
+			if err != nil {
+				r.log.Warn("runner: notification connection lost; polling meanwhile", "error", err)
+			}
+		}
+	})
+	for _, ch := range []string{notifyWork, notifyCancel} {
+		if err := g.listener.Listen(ch); err != nil {
+			_ = g.listener.Close()
+			g.loopStop()
+			g.workStop(ErrRunnerStopped)
+			return nil, fmt.Errorf("execution: runner %s: listen: %w", r.opts.Name, translate(ctx, err))
+		}
+	}
+	return g, nil
+}
+
+func (g *generation) start() {
+	g.loops.Add(3)
+	go g.listen()
+	go g.fetchLoop()
+	go g.heartbeatLoop()
+	g.reporter.Add(1)
+	go g.reportLoop()
+	if !g.r.opts.NoMaintenance {
+		g.loops.Add(1)
+		go g.maintenanceLoop()
+	}
+	g.poke(g.wake)
+}
+
+// poke signals ch without blocking.
+func (g *generation) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (g *generation) stop(ctx context.Context) error {
+	g.loopStop()
+	_ = g.listener.Close()
+	done := make(chan struct{})
+	go func() { g.handlers.Wait(); close(done) }()
+	var errs []error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.workStop(ErrRunnerStopped)
+		// Hand the unfinished items back now, whatever their handlers do.
+		g.release()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			errs = append(errs, fmt.Errorf("execution: runner %s: %d handler(s) ignored their context and still run", g.r.opts.Name, g.r.inFlight.Load()))
+		}
+	}
+	// The reporter drains what is queued, flushes and exits; then no lease
+	// needs extending.
+	close(g.reportStop)
+	g.reporter.Wait()
+	close(g.beatStop)
+	g.loops.Wait()
+	g.workStop(ErrRunnerStopped)
+	return errors.Join(errs...)
+}
+
+// release hands back the items whose handlers have not returned.
+func (g *generation) release() {
+	g.mu.Lock()
+	var ids []uuid.UUID
+	for id, j := range g.held {
+		if !j.done {
+			ids = append(ids, id)
+			delete(g.held, id)
+		}
+	}
+	g.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.base, 10*time.Second)
+	defer cancel()
+	rep, err := g.r.c.Release(ctx, g.r.opts.Name, ids)
+	g.r.handedBack.Add(int64(len(rep.Retrying)))
+	g.r.cancelled.Add(int64(len(rep.Cancelled)))
+	if err != nil && !errors.Is(err, runledger.ErrLeaseLost) {
+		g.r.log.Warn("runner: handing items back failed; they return when their lease expires", "items", len(ids), "error", err)
+		return
+	}
+	g.r.log.Debug("runner: handed items back", "items", len(rep.Retrying), "cancelled", len(rep.Cancelled))
+}
+
+// listen turns notifications into wake-ups.
+func (g *generation) listen() {
+	defer g.loops.Done()
+	for {
+		select {
+		case <-g.loopCtx.Done():
+			return
+		case n, ok := <-g.listener.Notify:
+			if !ok {
+				return
+			}
+			if n == nil { // reconnected
+				g.poke(g.wake)
+				continue
+			}
+			switch n.Channel {
+			case notifyWork:
+				g.poke(g.wake)
+			case notifyCancel:
+				g.poke(g.beat)
+			}
+		}
+	}
+}
+
+// fetchLoop claims for every automation with free slots whenever woken, by
+// a notification, a freed slot, the next retry's timer or the poll.
+func (g *generation) fetchLoop() {
+	defer g.loops.Done()
+	r := g.r
+	poll := time.NewTimer(r.opts.PollInterval)
+	defer poll.Stop()
+	for {
+		full := g.fetch()
+		if full {
+			// Every slot is taken: wait for one to free (a wake-up), but
+			// let a few free first so that claims stay batched.
+			select {
+			case <-g.loopCtx.Done():
+				return
+			case <-g.wake:
+			}
+			select {
+			case <-g.loopCtx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+			continue
+		}
+		next := g.nextDue()
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		wait := r.opts.PollInterval
+		if next > 0 && next < wait {
+			wait = next
+		}
+		poll.Reset(wait)
+		select {
+		case <-g.loopCtx.Done():
+			return
+		case <-g.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// fetch claims for each automation up to its free slots and starts the
+// handlers. It reports whether some automation had no free slot left.
+func (g *generation) fetch() (someFull bool) {
+	r := g.r
+	for _, name := range r.names {
+		if g.loopCtx.Err() != nil {
+			return false
+		}
+		reg := r.hs[name]
+		g.mu.Lock()
+		free := reg.opts.Concurrency - g.busy[name]
+		g.mu.Unlock()
+		if free <= 0 {
+			someFull = true
+			continue
+		}
+		// A claim is never interrupted half-way (its items would wait for
+		// their lease to expire): Stop waits for it, then hands them back.
+		ctx, cancel := context.WithTimeout(g.base, r.opts.Lease)
+		items, err := r.c.ClaimFor(ctx, r.opts.Name, min(free, MaxClaim), r.opts.Lease, ClaimOptions{Automations: []string{name}})
+		cancel()
+		if err != nil {
+			r.log.Warn("runner: claim failed; retrying at the next wake-up", "automation", name, "error", err)
+			continue
+		}
+		if len(items) == 0 {
+			continue
+		}
+		if g.loopCtx.Err() != nil {
+			ids := make([]uuid.UUID, len(items))
+			for i, it := range items {
+				ids[i] = it.ID
+			}
+			if _, err := r.c.Release(g.base, r.opts.Name, ids); err != nil {
+				r.log.Warn("runner: handing back items claimed during Stop failed; they return when their lease expires", "error", err)
+			}
+			return false
+		}
+		r.claimed.Add(int64(len(items)))
+		r.log.Debug("runner: claimed", "automation", name, "items", len(items))
+		if len(items) == free {
+			someFull = true
+		}
+		for _, it := range items {
+			g.run(reg, it)
+		}
+	}
+	return someFull
+}
+
+// run starts a handler for one claimed item.
+func (g *generation) run(reg registered, it Claimed) {
+	r := g.r
+	ctx, cancel := context.WithCancelCause(g.workCtx)
+	j := &job{item: it, cancel: cancel}
+	g.mu.Lock()
+	g.held[it.ID] = j
+	g.busy[it.AutomationName]++
+	g.mu.Unlock()
+	r.inFlight.Add(1)
+	g.handlers.Add(1)
+	go func() {
+		defer g.handlers.Done()
+		out := g.call(ctx, reg, it)
+		cause := context.Cause(ctx)
+		cancel(nil)
+		g.mu.Lock()
+		j.done = true
+		g.busy[it.AutomationName]--
+		_, stillHeld := g.held[it.ID]
+		if stillHeld && (errors.Is(cause, ErrRunnerStopped) || errors.Is(cause, runledger.ErrLeaseLost)) {
+			// Handed back by Stop, or lost: nothing to report.
+			stillHeld = false
+			delete(g.held, it.ID)
+		}
+		g.mu.Unlock()
+		r.inFlight.Add(-1)
+		if stillHeld {
+			select {
+			case g.outcomes <- out:
+			case <-g.reportGone: // a handler that outlived Stop: its lease expires
+			}
+		}
+		g.poke(g.wake)
+	}()
+}
+
+// call runs the handler with the timeout and turns its result into an
+// outcome, recovering a panic.
+func (g *generation) call(ctx context.Context, reg registered, it Claimed) (out outcome) {
+	out.item = it
+	if reg.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, reg.opts.Timeout, ErrHandlerTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			out.payload, out.final = nil, false
+			out.err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	payload, err := reg.h.Handle(ctx, it)
+	switch {
+	case err != nil:
+		if cause := context.Cause(ctx); errors.Is(cause, ErrHandlerTimeout) && !errors.Is(err, ErrHandlerTimeout) {
+			err = fmt.Errorf("%w after %s: %w", ErrHandlerTimeout, reg.opts.Timeout, err)
+		}
+		out.err, out.final = err, IsNonRetryable(err)
+	case !validPayload(payload):
+		out.err, out.final = NonRetryable(errors.New("execution: the handler returned a result that is not valid JSON")), true
+	default:
+		out.payload = payload
+	}
+	return out
+}
+
+// heartbeatLoop extends the leases of held items every Lease/3, and at
+// once on a cancel notification, and cancels the handlers of items whose
+// run was cancelled or whose lease was lost.
+func (g *generation) heartbeatLoop() {
+	defer g.loops.Done()
+	r := g.r
+	t := time.NewTicker(r.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.beatStop:
+			return
+		case <-t.C:
+		case <-g.beat:
+		}
+		g.mu.Lock()
+		ids := make([]uuid.UUID, 0, len(g.held))
+		for id := range g.held {
+			ids = append(ids, id)
+		}
+		g.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		flagged, err := r.c.Heartbeat(g.workCtx, r.opts.Name, ids, r.opts.Lease)
+		var lost *LeaseLostError
+		if errors.As(err, &lost) {
+			r.log.Warn("runner: leases lost; dropping the items", "items", len(lost.IDs))
+			g.cancelJobs(lost.IDs, runledger.ErrLeaseLost)
+		} else if err != nil {
+			r.log.Warn("runner: heartbeat failed", "error", err)
+		}
+		g.cancelJobs(flagged, ErrRunCancelled)
+	}
+}
+
+func (g *generation) cancelJobs(ids []uuid.UUID, cause error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, id := range ids {
+		if j, ok := g.held[id]; ok && !j.done {
+			j.cancel(cause)
+		}
+	}
+}
+
+// nextDue returns how long until the next retry of the runner's
+// automations comes due (0: none known). It reads the automations' claimable
+// items that are not due yet, so it runs only when a claim found nothing.
+func (g *generation) nextDue() time.Duration {
+	var ms float64
+	err := queryRow(g.loopCtx, g.r.c.sql, `
+		SELECT coalesce(extract(epoch FROM min(ie.not_before) - now()) * 1000, 0)
+		FROM item_execution ie
+		WHERE ie.automation_id IN (SELECT id FROM automation WHERE name = ANY ($1::text[]))
+			AND (ie.status)::text = ANY ('{queued,retrying,scheduled}'::text[]) AND ie.not_before > now()`,
+		[]any{pq.Array(g.r.names)}, &ms)
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	return time.Duration(ms*float64(time.Millisecond)) + time.Millisecond
+}
