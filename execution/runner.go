@@ -95,7 +95,7 @@ type Runner struct {
 	log   *slog.Logger
 
 	claimed, succeeded, failed, retried, cancelled, handedBack, rescued, inFlight atomic.Int64
-	leader                                                                      atomic.Bool
+	leader                                                                        atomic.Bool
 
 	mu      sync.Mutex
 	running bool
