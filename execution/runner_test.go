@@ -325,7 +325,7 @@ func TestStartRunTx(t *testing.T) {
 		}
 	}
 
-	t.Run("sql.Tx", func(t *testing.T) {
+	t.Run("sql.Tx", func(t *testing.T) { //nolint:paralleltest // the subtests share the listener and the counts, in order
 		tx, err := b.db.SQL().BeginTx(ctx, nil)
 		require.NoError(t, err)
 		_, err = b.exec.StartRunTx(ctx, tx, b.auto.ID, execution.StartOptions{})
@@ -342,7 +342,7 @@ func TestStartRunTx(t *testing.T) {
 		require.Equal(t, 3, count())
 		notified()
 	})
-	t.Run("ent.Tx", func(t *testing.T) {
+	t.Run("ent.Tx", func(t *testing.T) { //nolint:paralleltest // the subtests share the listener and the counts, in order
 		tx, err := b.db.Tx(ctx)
 		require.NoError(t, err)
 		bt, err := tx.Batch.Create().SetAutomationID(b.auto.ID).SetName("in-tx").Save(ctx)
