@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -86,7 +88,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, code int, msg
 // pageFail answers a page whose data could not be read.
 func (s *Server) pageFail(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := statusOf(err)
-	if code >= 500 {
+	if code >= 500 && !errors.Is(err, context.Canceled) {
 		s.cfg.Logger.ErrorContext(r.Context(), "dashboard page failed", "path", r.URL.Path, "err", err)
 	}
 	s.pageError(w, r, code, msg)
