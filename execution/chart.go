@@ -15,8 +15,8 @@ import (
 
 // Defaults of Options.ChartSampleAbove and Options.ChartSampleTarget.
 const (
-	DefaultChartSampleAbove  = 20000
-	DefaultChartSampleTarget = 5000
+	DefaultChartSampleAbove  = 2000
+	DefaultChartSampleTarget = 1000
 )
 
 // ThroughputBucket counts the items that finished in one interval, by
@@ -130,8 +130,14 @@ func (c *Client) Charts(ctx context.Context, runID uuid.UUID) (*Charts, error) {
 			count(*) FILTER (WHERE h.new_status IN ('failed', 'timed_out')),
 			count(*) FILTER (WHERE h.new_status IN ('cancelled', 'skipped')),
 			0
-		FROM s JOIN item_state_history h ON h.item_execution_id = s.id
-		WHERE h.new_status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'skipped')
+		FROM s CROSS JOIN LATERAL (
+			-- OFFSET 0 keeps this a lookup per item through the history's
+			-- (item_execution_id, changed_at) index, never a hash join over
+			-- the whole history table.
+			SELECT h.changed_at, h.new_status FROM item_state_history h
+			WHERE h.item_execution_id = s.id
+				AND h.new_status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'skipped')
+			OFFSET 0) h
 		GROUP BY 1
 		ORDER BY 1 NULLS FIRST`, runID, percent, ch.Interval.Microseconds(), origin)
 	var raw []ThroughputBucket
