@@ -85,7 +85,8 @@ func (c *Client) RetryItems(ctx context.Context, runID uuid.UUID, statuses ...ru
 			return err
 		}
 		if st := runledger.ExecutionStatus(status); !st.Terminal() {
-			return &runledger.TransitionError{Table: "run", From: st, To: runledger.StatusQueued}
+			return fmt.Errorf("execution: run %s is %s, not finished: only a finished run's items can be retried: %w",
+				runID, st, &runledger.TransitionError{Table: "run", From: st, To: runledger.StatusQueued})
 		}
 		rows, err := tx.QueryContext(ctx, retryItemsSQL, runID, pq.Array(names), c.opts.DefaultMaxAttempts, actor)
 		var bes []uuid.UUID

@@ -27,6 +27,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // JSON with nosniff is never read as HTML
 	_ = enc.Encode(v)
 }
 
