@@ -3,9 +3,9 @@ package web
 import (
 	"bytes"
 	"context"
-	"errors"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
