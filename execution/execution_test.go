@@ -25,7 +25,7 @@ type bundle struct {
 }
 
 // setup creates an automation with batches of n items each through AddItems.
-func setup(t *testing.T, opts execution.Options, sizes ...int) *bundle {
+func setup(t testing.TB, opts execution.Options, sizes ...int) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	d := dbtest.New(t)

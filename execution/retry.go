@@ -119,7 +119,9 @@ func (c *Client) RetryItems(ctx context.Context, runID uuid.UUID, statuses ...ru
 		}
 		n, _ := r.RowsAffected()
 		res.Run = n == 1
-		return nil
+		// Runners of the run's automation wake up on commit.
+		_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, automation_id::text) FROM run WHERE id = $2`, notifyWork, runID)
+		return err
 	})
 	if err != nil {
 		return RetryResult{}, err
