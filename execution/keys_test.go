@@ -56,20 +56,28 @@ func TestTimeOrderedKeys(t *testing.T) {
 		`SELECT id FROM item_execution`,
 		`SELECT id FROM item_state_history`,
 	} {
-		rows, err := b.db.SQL().QueryContext(ctx, q)
-		require.NoError(t, err)
-		n := 0
-		for rows.Next() {
-			var id uuid.UUID
-			require.NoError(t, rows.Scan(&id))
+		ids := queryIDs(t, b, q)
+		require.NotEmpty(t, ids, q)
+		for _, id := range ids {
 			require.EqualValues(t, 7, id.Version(), "%s: %s", q, id)
-			n++
 		}
-		require.NoError(t, rows.Err())
-		require.NoError(t, rows.Close())
-		require.Positive(t, n, q)
 	}
 	var history int
 	require.NoError(t, b.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM item_state_history`).Scan(&history))
 	require.Equal(t, 5*3+2, history, "queued, running, succeeded for the five; the client's queued and its own row")
+}
+
+func queryIDs(t *testing.T, b *bundle, q string) []uuid.UUID {
+	t.Helper()
+	rows, err := b.db.SQL().QueryContext(context.Background(), q)
+	require.NoError(t, err)
+	defer rows.Close()
+	var ids []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	return ids
 }
