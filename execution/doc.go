@@ -79,4 +79,14 @@
 // Progress sums status_count, an append-only ledger of count changes that
 // the database's triggers keep per (batch execution, status), so its cost
 // does not grow with the run's size.
+//
+// To process items in Go, register a Handler per automation on Workers and
+// start a Runner (Client.NewRunner): it claims the items of those
+// automations only (ClaimFor), runs at most HandlerOptions.Concurrency
+// handlers per automation, extends their leases, reports results in
+// batches, wakes up on the notifications StartRun, RetryItems and CancelRun
+// send in their transactions, hands unfinished items back at Stop, and, on
+// one runner at a time across processes (a session advisory lock), runs
+// Rescue, Purge and compaction. Claim, Heartbeat, Complete, Fail and
+// Release are the primitives beneath it, for workers in other languages.
 package execution

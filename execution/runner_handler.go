@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/runledger/runledger"
 )
 
 // Handler processes one claimed item. Its context ends when the item's run
@@ -148,16 +146,6 @@ func validPayload(p json.RawMessage) bool {
 	return len(p) == 0 || json.Valid(p)
 }
 
-var _ error = (*PanicError)(nil)
-
-// failureText is what an item's error_message records for err.
-func failureText(err error) string {
-	var pe *PanicError
-	if errors.As(err, &pe) {
-		return pe.Error()
-	}
-	if errors.Is(err, runledger.ErrInvalid) {
-		return err.Error()
-	}
-	return err.Error()
-}
+// failureText is what an item's error_message records for err: for a
+// panic, its value and stack.
+func failureText(err error) string { return err.Error() }
