@@ -271,8 +271,8 @@ func load(ctx context.Context, d *sql.DB, cfg config, logger *log.Logger) (uuid.
 		return uuid.Nil, err
 	}
 	if err := exec("1M item executions", `
-		INSERT INTO item_execution (run_id, batch_execution_id, item_id, status, started_at, finished_at, attempt_count, max_attempts, error_message, created_by, updated_by)
-		SELECT $1, $2, i.id, x.status,
+		INSERT INTO item_execution (automation_id, run_id, batch_execution_id, item_id, status, started_at, finished_at, attempt_count, max_attempts, error_message, created_by, updated_by)
+		SELECT (SELECT automation_id FROM run WHERE id = $1), $1, $2, i.id, x.status,
 			CASE WHEN x.status <> 'queued' THEN x.t END,
 			CASE WHEN x.status NOT IN ('queued', 'running') THEN x.t + (50 + (i.sequence_number % 97) * 7) * interval '1 millisecond' END,
 			CASE WHEN x.status = 'queued' THEN 0 ELSE 1 END, 3,
