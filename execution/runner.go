@@ -203,9 +203,10 @@ type generation struct {
 
 // job is a claimed item on its way through a handler and the reporter.
 type job struct {
-	item   Claimed
-	cancel context.CancelCauseFunc // nil once the handler returned
-	done   bool                    // the handler returned
+	item    Claimed
+	cancel  context.CancelCauseFunc // nil once the handler returned
+	done    bool                    // the handler returned
+	stopped bool                    // it returned because Stop gave up: to hand back
 }
 
 // outcome is a handler's result for the reporter.
@@ -302,7 +303,7 @@ func (g *generation) release() {
 	g.mu.Lock()
 	var ids []uuid.UUID
 	for id, j := range g.held {
-		if !j.done {
+		if !j.done || j.stopped {
 			ids = append(ids, id)
 			delete(g.held, id)
 		}
@@ -463,8 +464,15 @@ func (g *generation) run(reg registered, it Claimed) {
 		j.done = true
 		g.busy[it.AutomationName]--
 		_, stillHeld := g.held[it.ID]
-		if stillHeld && (errors.Is(cause, ErrRunnerStopped) || errors.Is(cause, runledger.ErrLeaseLost)) {
-			// Handed back by Stop, or lost: nothing to report.
+		switch {
+		case !stillHeld:
+			// Handed back by Stop already.
+		case errors.Is(cause, ErrRunnerStopped):
+			// Stop hands it back (release); nothing to report.
+			j.stopped = true
+			stillHeld = false
+		case errors.Is(cause, runledger.ErrLeaseLost):
+			// Lost: nothing to report.
 			stillHeld = false
 			delete(g.held, it.ID)
 		}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,6 +91,9 @@ func demo(ctx context.Context, env Env, url string) error {
 	s := &scenario{env: env, d: d, exec: exec, suffix: uuid.NewString()[:8]}
 	runID, err := s.run(ctx)
 	if err != nil {
+		return err
+	}
+	if err := s.runners(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.Stdout)
@@ -390,4 +394,113 @@ func drawBar(w io.Writer, c execution.Counts, total int, live bool) {
 	fmt.Fprintf(w, "[%s%s] %3d/%d  succeeded %d  running %d  retrying %d  failed %d ",
 		strings.Repeat("█", filled), strings.Repeat("░", width-filled), done, total,
 		c[runledger.StatusSucceeded], c[runledger.StatusRunning], c[runledger.StatusRetrying], c[runledger.StatusFailed])
+}
+
+// runners shows the Runner: a second automation processed by two runners in
+// this process; host-2 stops mid-run (its unfinished items are handed back
+// at once) and host-1 finishes; then a run is cancelled while handlers run,
+// and the cancel reaches their context.
+func (s *scenario) runners(ctx context.Context) error {
+	out := s.env.Stdout
+	auto, err := s.d.Automation.Create().SetName("receipt-matching-" + s.suffix).Save(ctx)
+	if err != nil {
+		return fmt.Errorf("create automation: %w", err)
+	}
+	batch, err := s.d.Batch.Create().SetAutomation(auto).SetName("receipts").Save(ctx)
+	if err != nil {
+		return fmt.Errorf("create batch: %w", err)
+	}
+	if _, err := s.exec.AddItems(ctx, batch.ID, invoices(5000, 60)); err != nil {
+		return err
+	}
+	var slow atomic.Bool
+	causes := make(chan error, 8)
+	ws := execution.NewWorkers()
+	ws.Handle(auto.Name, execution.HandlerFunc(func(ctx context.Context, _ execution.Claimed) (json.RawMessage, error) {
+		if slow.Load() {
+			<-ctx.Done()
+			causes <- context.Cause(ctx)
+			return nil, context.Cause(ctx)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond): // the work
+			return json.RawMessage(`{"matched":true}`), nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}), execution.HandlerOptions{Concurrency: 4, Timeout: 10 * time.Second})
+	opts := execution.RunnerOptions{Lease: demoLease, MaintenanceInterval: 200 * time.Millisecond}
+	var rs []*execution.Runner
+	for _, name := range []string{"host-1", "host-2"} {
+		opts.Name = name
+		r, err := s.exec.NewRunner(ws, opts)
+		if err != nil {
+			return err
+		}
+		if err := r.Start(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = r.Stop(ctx) }()
+		rs = append(rs, r)
+	}
+	run, err := s.exec.StartRun(ctx, auto.ID, execution.StartOptions{})
+	if err != nil {
+		return err
+	}
+	// Mid-run: host-2 has finished items and holds others.
+	for deadline, st := time.Now().Add(5*time.Second), rs[1].Stats(); (st.Succeeded == 0 || st.InFlight == 0) && time.Now().Before(deadline); st = rs[1].Stats() {
+		time.Sleep(time.Millisecond)
+	}
+	// host-2 goes away mid-run: Stop gives its handlers no time.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := rs[1].Stop(gone); err != nil {
+		return err
+	}
+	if err := s.waitRun(ctx, run.ID); err != nil {
+		return err
+	}
+	p, err := s.exec.Progress(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "runners: %s by host-1 and host-2; host-2 stopped mid-run and handed %d item(s) back; host-1 finished: [%s] %s\n",
+		auto.Name, rs[1].Stats().HandedBack, p.Status, countsLine(p.Counts))
+
+	// A run cancelled while its handlers run: the cancel reaches them.
+	slow.Store(true)
+	second, err := s.exec.StartRun(ctx, auto.ID, execution.StartOptions{})
+	if err != nil {
+		return err
+	}
+	for rs[0].Stats().InFlight < 4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := s.exec.CancelRun(runledger.WithActor(ctx, "operator"), second.ID, "operator: duplicate upload"); err != nil {
+		return err
+	}
+	cause := <-causes
+	if err := s.waitRun(ctx, second.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "runners: run %s cancelled while 4 handlers ran; their context ended with %q\n", second.ID, cause)
+	return rs[0].Stop(ctx)
+}
+
+// waitRun waits until the run is finished.
+func (s *scenario) waitRun(ctx context.Context, id uuid.UUID) error {
+	for {
+		r, err := s.d.Run.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Terminal() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
