@@ -88,43 +88,12 @@ func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, erro
 		return nil, translate(ctx, err)
 	}
 	p.Status = runledger.ExecutionStatus(status)
-	rows, err := q.QueryContext(ctx, `
-		SELECT be.id, be.batch_id, b.name, be.status, sc.status, coalesce(sc.n, 0)
-		FROM batch_execution be
-		JOIN batch b ON b.id = be.batch_id
-		LEFT JOIN (
-			SELECT batch_execution_id, status, sum(delta) AS n
-			FROM status_count WHERE run_id = $1
-			GROUP BY batch_execution_id, status
-		) sc ON sc.batch_execution_id = be.id
-		WHERE be.run_id = $1
-		ORDER BY b.name, be.id`, runID)
-	index := map[uuid.UUID]int{}
-	err = each(ctx, rows, err, func(rows *sql.Rows) error {
-		var (
-			beID, batchID  uuid.UUID
-			name, beStatus string
-			scStatus       sql.NullString
-			n              int64
-		)
-		if err := rows.Scan(&beID, &batchID, &name, &beStatus, &scStatus, &n); err != nil {
-			return err
-		}
-		i, ok := index[beID]
-		if !ok {
-			i = len(p.Batches)
-			index[beID] = i
-			p.Batches = append(p.Batches, BatchProgress{ID: beID, BatchID: batchID, Name: name, Status: runledger.ExecutionStatus(beStatus), Counts: Counts{}})
-		}
-		if scStatus.Valid && n != 0 {
-			st := runledger.ExecutionStatus(scStatus.String)
-			p.Batches[i].Counts[st] += n
-			p.Counts[st] += n
-		}
-		return nil
-	})
+	batches, err := batchCounts(ctx, q, runID, p.Counts)
 	if err != nil {
 		return nil, err
+	}
+	for _, b := range batches {
+		p.Batches = append(p.Batches, BatchProgress{ID: b.ID, BatchID: b.Batch.ID, Name: b.Batch.Name, Status: b.Status, Counts: b.Counts})
 	}
 	return p, nil
 }

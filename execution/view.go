@@ -418,50 +418,13 @@ func (c *Client) RunDetail(ctx context.Context, runID uuid.UUID) (*RunDetail, er
 	if err != nil {
 		return nil, translate(ctx, err)
 	}
-	d := &RunDetail{RunSummary: r, Batches: []BatchSummary{}, Orchestrations: []OrchestrationSummary{}}
-	rows, err := c.read.SQL().QueryContext(ctx, `
-		SELECT be.id, be.batch_id, b.name, b.is_active, be.status, be.started_at, be.finished_at, sc.status, coalesce(sc.n, 0)
-		FROM batch_execution be
-		JOIN batch b ON b.id = be.batch_id
-		LEFT JOIN (
-			SELECT batch_execution_id, status, sum(delta) AS n
-			FROM status_count WHERE run_id = $1
-			GROUP BY batch_execution_id, status
-		) sc ON sc.batch_execution_id = be.id
-		WHERE be.run_id = $1
-		ORDER BY b.name, be.id`, runID)
-	index := map[uuid.UUID]int{}
-	if err := each(ctx, rows, err, func(rows *sql.Rows) error {
-		var (
-			b        BatchSummary
-			status   string
-			from, to sql.NullTime
-			scStatus sql.NullString
-			n        int64
-		)
-		if err := rows.Scan(&b.ID, &b.Batch.ID, &b.Batch.Name, &b.Batch.Active, &status, &from, &to, &scStatus, &n); err != nil {
-			return err
-		}
-		i, ok := index[b.ID]
-		if !ok {
-			b.Status, b.StartedAt, b.FinishedAt, b.Counts = runledger.ExecutionStatus(status), timePtr(from), timePtr(to), Counts{}
-			b.DurationMS = millis(b.StartedAt, b.FinishedAt)
-			i = len(d.Batches)
-			index[b.ID] = i
-			d.Batches = append(d.Batches, b)
-		}
-		if scStatus.Valid && n != 0 {
-			st := runledger.ExecutionStatus(scStatus.String)
-			d.Batches[i].Counts[st] += n
-			d.Batches[i].Total += n
-			d.Counts[st] += n
-			d.Total += n
-		}
-		return nil
-	}); err != nil {
+	d := &RunDetail{RunSummary: r, Orchestrations: []OrchestrationSummary{}}
+	batches, err := batchCounts(ctx, c.read.SQL(), runID, d.Counts)
+	if err != nil {
 		return nil, err
 	}
-	rows, err = c.read.SQL().QueryContext(ctx, `
+	d.Batches, d.Total = batches, d.Counts.Total()
+	rows, err := c.read.SQL().QueryContext(ctx, `
 		SELECT oi.id, e.name, e.type, oi.external_id, oi.status, coalesce(oi.instance_metadata ->> $2, ''),
 			oi.duration_seconds, oi.started_at, oi.finished_at, ro.attached_at
 		FROM run_orchestration ro
@@ -489,6 +452,56 @@ func (c *Client) RunDetail(ctx context.Context, runID uuid.UUID) (*RunDetail, er
 		return nil, err
 	}
 	return d, nil
+}
+
+// batchCounts returns a run's batch executions, by batch name then id, with
+// their item counts summed from the run's status_count rows, and adds those
+// counts to run. It is the one query behind RunDetail and Progress; q is the
+// caller's pool (the read pool for both). The slice is never nil.
+func batchCounts(ctx context.Context, q *sql.DB, runID uuid.UUID, run Counts) ([]BatchSummary, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT be.id, be.batch_id, b.name, b.is_active, be.status, be.started_at, be.finished_at, sc.status, coalesce(sc.n, 0)
+		FROM batch_execution be
+		JOIN batch b ON b.id = be.batch_id
+		LEFT JOIN (
+			SELECT batch_execution_id, status, sum(delta) AS n
+			FROM status_count WHERE run_id = $1
+			GROUP BY batch_execution_id, status
+		) sc ON sc.batch_execution_id = be.id
+		WHERE be.run_id = $1
+		ORDER BY b.name, be.id`, runID)
+	batches := []BatchSummary{}
+	index := map[uuid.UUID]int{}
+	if err := each(ctx, rows, err, func(rows *sql.Rows) error {
+		var (
+			b        BatchSummary
+			status   string
+			from, to sql.NullTime
+			scStatus sql.NullString
+			n        int64
+		)
+		if err := rows.Scan(&b.ID, &b.Batch.ID, &b.Batch.Name, &b.Batch.Active, &status, &from, &to, &scStatus, &n); err != nil {
+			return err
+		}
+		i, ok := index[b.ID]
+		if !ok {
+			b.Status, b.StartedAt, b.FinishedAt, b.Counts = runledger.ExecutionStatus(status), timePtr(from), timePtr(to), Counts{}
+			b.DurationMS = millis(b.StartedAt, b.FinishedAt)
+			i = len(batches)
+			index[b.ID] = i
+			batches = append(batches, b)
+		}
+		if scStatus.Valid && n != 0 {
+			st := runledger.ExecutionStatus(scStatus.String)
+			batches[i].Counts[st] += n
+			batches[i].Total += n
+			run[st] += n
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return batches, nil
 }
 
 // HistoryEntry is one status change of an item execution.
