@@ -41,6 +41,7 @@ type config struct {
 	largeN       int
 	graphN       int
 	memN         int
+	scopedN      int
 	latencyCalls int
 	schema       bool
 	markdown     bool
@@ -48,7 +49,7 @@ type config struct {
 }
 
 // allWorkloads in the order they run.
-var allWorkloads = []string{"ingest", "start", "burndown", "progress", "claim", "graph", "memory"}
+var allWorkloads = []string{"ingest", "start", "burndown", "progress", "claim", "graph", "memory", "runner", "wakeup", "scoped"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == childCommand {
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.largeN, "large", 0, "items of the large run for progress and claim latency (default 1000000, quick 50000)")
 	fs.IntVar(&cfg.graphN, "graph", 0, "items per run of the graph query's automation (default 10000, quick 1000)")
 	fs.IntVar(&cfg.memN, "mem", 0, "items of the peak-memory ingest (default 1000000, quick 100000)")
+	fs.IntVar(&cfg.scopedN, "scoped-backlog", 0, "claimable items of automation B in the scoped claim latency (default 1000000, quick 50000)")
 	fs.IntVar(&cfg.latencyCalls, "calls", 20, "calls timed per repetition of a latency figure (each repetition's figure is their median)")
 	fs.BoolVar(&cfg.schema, "schema", true, "give the automation an item_schema, so AddItems validates every payload")
 	fs.BoolVar(&cfg.markdown, "markdown", false, "print the table as Markdown")
@@ -125,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	size(&cfg.largeN, 1_000_000, 50_000)
 	size(&cfg.graphN, 10_000, 1_000)
 	size(&cfg.memN, 1_000_000, 100_000)
+	size(&cfg.scopedN, 1_000_000, 50_000)
 	if cfg.repeat < 1 || cfg.batch < 1 || cfg.latencyCalls < 1 || cfg.riverWorkers < 1 {
 		return nil, errors.New("-repeat, -batch, -calls and -river-workers must be positive")
 	}
@@ -213,6 +216,9 @@ func run(ctx context.Context, cfg *config, out io.Writer, logger *log.Logger) (e
 		"claim":    b.claim,
 		"graph":    b.graph,
 		"memory":   b.memory,
+		"runner":   b.runnerBurndown,
+		"wakeup":   b.wakeup,
+		"scoped":   b.scoped,
 	}
 	for _, w := range allWorkloads {
 		if !contains(cfg.workloads, w) {

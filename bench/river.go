@@ -92,7 +92,12 @@ type riverBench struct {
 }
 
 func (b *bench) newRiver(ctx context.Context, n int) (*riverBench, error) {
-	dsn, err := b.scratch.create(ctx, "river")
+	return b.newRiverDB(ctx, "river", n)
+}
+
+// newRiverDB is newRiver on the scratch database of purpose.
+func (b *bench) newRiverDB(ctx context.Context, purpose string, n int) (*riverBench, error) {
+	dsn, err := b.scratch.create(ctx, purpose)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +121,7 @@ func (b *bench) newRiver(ctx context.Context, n int) (*riverBench, error) {
 		pool.Close()
 		return nil, fmt.Errorf("migrate River: %w", err)
 	}
-	return &riverBench{pool: pool, n: n, workers: b.cfg.riverWorkers, db: b.scratch.dbName("river")}, nil
+	return &riverBench{pool: pool, n: n, workers: b.cfg.riverWorkers, db: b.scratch.dbName(purpose)}, nil
 }
 
 func (r *riverBench) close() { r.pool.Close() }
