@@ -29,28 +29,12 @@ func (b *bench) burndown(ctx context.Context) error {
 
 	// Pools keep as many idle connections as they may open: a backend that
 	// disconnected during a run would take its CPU time with it.
-	d, _, err := b.scratch.runledger(ctx, "burndown", 2*maxWorkers)
+	f, err := b.newBurnFixture(ctx, "burndown", 2*maxWorkers)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	x := execution.New(d, execution.Options{})
-	auto, batches, err := newAutomation(ctx, d, "burndown", b.cfg.schema, 1)
-	if err != nil {
-		return err
-	}
-	if err := fill(ctx, x, batches, n); err != nil {
-		return err
-	}
-	queue := func(ctx context.Context) error {
-		if err := truncate(ctx, d.SQL(), "run"); err != nil {
-			return err
-		}
-		if _, err := x.StartRun(ctx, auto, execution.StartOptions{}); err != nil {
-			return err
-		}
-		return analyze(ctx, d.SQL())
-	}
+	defer f.d.Close()
+	x, queue := f.x, f.queue
 
 	raw, err := b.scratch.plain(ctx, "burndown_raw", 2*maxWorkers)
 	if err != nil {

@@ -80,3 +80,42 @@ func fill(ctx context.Context, x *execution.Client, batches []uuid.UUID, n int) 
 	}
 	return nil
 }
+
+// burnFixture is a scratch database holding one automation with n items in
+// one batch; queue starts a fresh run over them (dropping earlier runs) and
+// is called untimed before each round.
+type burnFixture struct {
+	d     *db.DB
+	x     *execution.Client
+	auto  uuid.UUID
+	queue func(context.Context) error
+}
+
+// newBurnFixture makes the scratch database name with a pool of conns
+// connections and fills it with b.cfg.burnN items. Close d when done.
+func (b *bench) newBurnFixture(ctx context.Context, name string, conns int) (*burnFixture, error) {
+	d, _, err := b.scratch.runledger(ctx, name, conns)
+	if err != nil {
+		return nil, err
+	}
+	f := &burnFixture{d: d, x: execution.New(d, execution.Options{})}
+	auto, batches, err := newAutomation(ctx, d, name, b.cfg.schema, 1)
+	if err == nil {
+		err = fill(ctx, f.x, batches, b.cfg.burnN)
+	}
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	f.auto = auto
+	f.queue = func(ctx context.Context) error {
+		if err := truncate(ctx, d.SQL(), "run"); err != nil {
+			return err
+		}
+		if _, err := f.x.StartRun(ctx, auto, execution.StartOptions{}); err != nil {
+			return err
+		}
+		return analyze(ctx, d.SQL())
+	}
+	return f, nil
+}

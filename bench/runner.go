@@ -33,28 +33,12 @@ func noop(context.Context, execution.Claimed) (json.RawMessage, error) { return 
 // from Start until every item is done, with the CPU per item on both sides.
 func (b *bench) runnerBurndown(ctx context.Context) error {
 	n := b.cfg.burnN
-	d, _, err := b.scratch.runledger(ctx, "runner", 20)
+	f, err := b.newBurnFixture(ctx, "runner", 20)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	x := execution.New(d, execution.Options{})
-	auto, batches, err := newAutomation(ctx, d, "runner", b.cfg.schema, 1)
-	if err != nil {
-		return err
-	}
-	if err := fill(ctx, x, batches, n); err != nil {
-		return err
-	}
-	queue := func(ctx context.Context) error {
-		if err := truncate(ctx, d.SQL(), "run"); err != nil {
-			return err
-		}
-		if _, err := x.StartRun(ctx, auto, execution.StartOptions{}); err != nil {
-			return err
-		}
-		return analyze(ctx, d.SQL())
-	}
+	defer f.d.Close()
+	x, queue := f.x, f.queue
 	ws := execution.NewWorkers()
 	ws.Handle("runner", execution.HandlerFunc(noop), execution.HandlerOptions{Concurrency: runnerConcurrency})
 
