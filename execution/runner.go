@@ -503,17 +503,16 @@ func (g *generation) call(ctx context.Context, reg registered, it Claimed) (out 
 			out.err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	payload, err := reg.h.Handle(ctx, it)
-	switch {
-	case err != nil:
+	result, err := reg.h.Handle(ctx, it)
+	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, ErrHandlerTimeout) && !errors.Is(err, ErrHandlerTimeout) {
 			err = fmt.Errorf("%w after %s: %w", ErrHandlerTimeout, reg.opts.Timeout, err)
 		}
 		out.err, out.final = err, IsNonRetryable(err)
-	case !validPayload(payload):
-		out.err, out.final = NonRetryable(errors.New("execution: the handler returned a result that is not valid JSON")), true
-	default:
-		out.payload = payload
+	} else if err := checkResult(result); err != nil {
+		out.err, out.final = NonRetryable(fmt.Errorf("execution: the handler returned an unusable result: %w", err)), true
+	} else {
+		out.payload = result
 	}
 	return out
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/runledger/runledger/internal/payload"
 )
 
 // Handler processes one claimed item. Its context ends when the item's run
@@ -140,12 +143,18 @@ func (ws *Workers) snapshot() ([]string, map[string]registered) {
 	return append([]string(nil), ws.order...), out
 }
 
-// validPayload checks a handler's result before it joins a batch: one bad
-// payload must not fail the whole Complete statement.
-func validPayload(p json.RawMessage) bool {
-	return len(p) == 0 || json.Valid(p)
+// checkResult checks a handler's result by Complete's own rules before it
+// joins a batch: one bad payload must not fail the whole Complete statement.
+func checkResult(p json.RawMessage) error {
+	if len(p) == 0 {
+		return nil
+	}
+	return payload.CheckRaw(func() string { return "handler result" }, p)
 }
 
-// failureText is what an item's error_message records for err: for a
-// panic, its value and stack.
-func failureText(err error) string { return err.Error() }
+// failureText is what an item's error_message records for err (for a panic,
+// its value and stack), made acceptable to Fail: valid UTF-8 without NUL
+// characters, so that one odd error text cannot fail the whole Fail batch.
+func failureText(err error) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", ""), "\uFFFD")
+}

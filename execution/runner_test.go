@@ -395,3 +395,43 @@ func TestRunnerNoGoroutineLeak(t *testing.T) { //nolint:paralleltest // goleak n
 	require.NoError(t, r.Stop(stopCtx))
 	require.True(t, strings.HasPrefix(r.Name(), "leak"))
 }
+
+// TestRunnerBadOutputFailsOnlyItsItem: a result nested too deep and an error
+// text with a NUL and invalid UTF-8 fail their own items; the other items of
+// the same flush still succeed.
+func TestRunnerBadOutputFailsOnlyItsItem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, execution.Options{}, 4)
+	deep := json.RawMessage(strings.Repeat("[", 200) + strings.Repeat("]", 200))
+	ws := execution.NewWorkers()
+	ws.Handle(b.auto.Name, execution.HandlerFunc(func(ctx context.Context, it execution.Claimed) (json.RawMessage, error) {
+		switch it.SequenceNumber {
+		case 0:
+			return deep, nil
+		case 1:
+			return nil, errors.New("bad\x00bytes \xff here")
+		default:
+			return json.RawMessage(`{"ok":true}`), nil
+		}
+	}), execution.HandlerOptions{Concurrency: 4})
+	startRunner(t, b, ws, execution.RunnerOptions{Name: "r-bad-output"})
+	run, err := b.exec.StartRun(ctx, b.auto.ID, execution.StartOptions{MaxAttempts: 1})
+	require.NoError(t, err)
+	waitFor(t, "the run to finish", func() bool { return runStatus(t, b, run.ID) == runledger.StatusFailed })
+
+	rows, err := b.db.SQL().QueryContext(ctx, `SELECT ie.status, coalesce(ie.error_message, '')
+		FROM item_execution ie JOIN item i ON i.id = ie.item_id WHERE ie.run_id = $1 ORDER BY i.sequence_number`, run.ID)
+	require.NoError(t, err)
+	defer rows.Close()
+	var status, msg []string
+	for rows.Next() {
+		var s, m string
+		require.NoError(t, rows.Scan(&s, &m))
+		status, msg = append(status, s), append(msg, m)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"failed", "failed", "succeeded", "succeeded"}, status)
+	require.Contains(t, msg[0], "nested deeper than")
+	require.Equal(t, "badbytes \uFFFD here", msg[1])
+}
