@@ -19,12 +19,11 @@ type RetryResult struct {
 	Run             bool  // whether the run was reopened (queued)
 }
 
-// retryableStatuses lists the statuses RetryItems may reopen: the terminal ones the
-// transition table lets go back to queued (a manual retry).
-var retryableStatuses = map[runledger.ExecutionStatus]bool{
-	runledger.StatusFailed:    true,
-	runledger.StatusTimedOut:  true,
-	runledger.StatusCancelled: true,
+// retryable reports whether RetryItems may reopen items in status s: the
+// terminal statuses the transition table lets go back to queued (failed,
+// timed_out and cancelled).
+func retryable(s runledger.ExecutionStatus) bool {
+	return s.Terminal() && runledger.CanTransition(s, runledger.StatusQueued)
 }
 
 // retryItemsSQL puts a run's items in the given statuses back to queued,
@@ -67,7 +66,7 @@ func (c *Client) RetryItems(ctx context.Context, runID uuid.UUID, statuses ...ru
 	names := make([]string, 0, len(statuses))
 	withCancelled := false
 	for _, s := range statuses {
-		if !retryableStatuses[s] {
+		if !retryable(s) {
 			return RetryResult{}, &runledger.InvalidError{Field: "statuses", Reason: fmt.Sprintf("%q cannot be retried (failed, timed_out or cancelled)", s)}
 		}
 		withCancelled = withCancelled || s == runledger.StatusCancelled

@@ -36,7 +36,7 @@ the pages, open the URL printed at start once (a session cookie). Without
 		Args:    exactArgs(),
 	}
 	url := addURLFlag(cmd)
-	readURL := cmd.Flags().String("read-url", "", "read from this server instead, read-only: a standby (default $DATABASE_READ_URL unless --url is given); actions still go to --url")
+	readURLFlag := cmd.Flags().String("read-url", "", "read from this server instead, read-only: a standby (default $DATABASE_READ_URL unless --url is given); actions still go to --url")
 	addr := cmd.Flags().String("addr", "127.0.0.1:8080", "address to listen on")
 	token := cmd.Flags().String("token", "", "secret for actions, and for reads off loopback (default $RUNLEDGER_TOKEN; random on loopback)")
 	actor := cmd.Flags().String("actor", web.DefaultActor, "acting user recorded for the dashboard's actions")
@@ -50,10 +50,7 @@ the pages, open the URL printed at start once (a session cookie). Without
 		if err != nil {
 			return err
 		}
-		ru := *readURL
-		if ru == "" && *url == "" {
-			ru = env.Getenv("DATABASE_READ_URL")
-		}
+		ru := readURL(env, *url, *readURLFlag)
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *addr, err)
