@@ -24,6 +24,7 @@ import (
 	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/internal/localpg"
 	"github.com/runledger/runledger/internal/pgurl"
+	"github.com/runledger/runledger/internal/report"
 	"github.com/runledger/runledger/migrate"
 )
 
@@ -230,7 +231,7 @@ func (s *scenario) run(ctx context.Context) (uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, err
 	}
-	fmt.Fprintf(out, "run %s cancelled (%d at once, %d when their worker reported): [%s] %s\n", second.ID, cres.Cancelled, cres.Flagged, p2.Status, countsLine(p2.Counts))
+	fmt.Fprintf(out, "run %s cancelled (%d at once, %d when their worker reported): [%s] %s\n", second.ID, cres.Cancelled, cres.Flagged, p2.Status, report.CountsLine(p2.Counts))
 	return run.ID, nil
 }
 
@@ -465,7 +466,7 @@ func (s *scenario) runners(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(out, "runners: %s by host-1 and host-2; host-2 stopped mid-run and handed %d item(s) back; host-1 finished: [%s] %s\n",
-		auto.Name, rs[1].Stats().HandedBack, p.Status, countsLine(p.Counts))
+		auto.Name, rs[1].Stats().HandedBack, p.Status, report.CountsLine(p.Counts))
 
 	// A run cancelled while its handlers run: the cancel reaches them.
 	slow.Store(true)

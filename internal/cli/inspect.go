@@ -95,9 +95,9 @@ func newProgressCmd(env Env) *cobra.Command {
 			if out == outputJSON {
 				return writeJSON(env.Stdout, p)
 			}
-			fmt.Fprintf(env.Stdout, "run %s [%s] %s\n", p.RunID, p.Status, countsLine(p.Counts))
+			fmt.Fprintf(env.Stdout, "run %s [%s] %s\n", p.RunID, p.Status, report.CountsLine(p.Counts))
 			for _, b := range p.Batches {
-				fmt.Fprintf(env.Stdout, "  batch %s [%s] %s\n", b.Name, b.Status, countsLine(b.Counts))
+				fmt.Fprintf(env.Stdout, "  batch %s [%s] %s\n", b.Name, b.Status, report.CountsLine(b.Counts))
 			}
 			renderStaleness(env.Stdout, p.Staleness)
 			return nil

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/ent"
 	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/internal/report"
@@ -36,7 +35,7 @@ func renderRun(w io.Writer, r *report.Run) {
 	if r.CorrelationID != "" {
 		corr = " correlation=" + r.CorrelationID
 	}
-	fmt.Fprintf(w, "└── run %s [%s]%s%s  %s\n", r.ID, r.Status, dur(r.DurationMS), corr, countsLine(r.Counts))
+	fmt.Fprintf(w, "└── run %s [%s]%s%s  %s\n", r.ID, r.Status, dur(r.DurationMS), corr, report.CountsLine(r.Counts))
 	if r.CancellationReason != "" {
 		fmt.Fprintf(w, "    │   cancelled: %s\n", r.CancellationReason)
 	}
@@ -63,7 +62,7 @@ func renderRun(w io.Writer, r *report.Run) {
 		if i == len(r.Batches)-1 {
 			branch, indent = "└── ", "    "
 		}
-		fmt.Fprintf(w, "    %sbatch %s%s [%s]%s  %s\n", branch, b.Batch.Name, inactive(b.Batch), b.Status, dur(b.DurationMS), countsLine(b.Counts))
+		fmt.Fprintf(w, "    %sbatch %s%s [%s]%s  %s\n", branch, b.Batch.Name, inactive(b.Batch), b.Status, dur(b.DurationMS), report.CountsLine(b.Counts))
 		for j, it := range b.Items {
 			ibranch, iindent := "├── ", "│   "
 			if j == len(b.Items)-1 && b.MoreProblems <= 0 {
@@ -99,22 +98,6 @@ func itemLabel(it report.ItemExecution) string {
 		label += fmt.Sprintf(" %v", inv)
 	}
 	return label
-}
-
-// countsLine renders counts as "12 items: 10 succeeded, 2 failed".
-func countsLine[C ~map[runledger.ExecutionStatus]int64](c C) string {
-	var parts []string
-	var total int64
-	for _, s := range runledger.AllStatuses {
-		if n := c[s]; n != 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, s))
-			total += n
-		}
-	}
-	if len(parts) == 0 {
-		return "0 items"
-	}
-	return fmt.Sprintf("%d items: %s", total, strings.Join(parts, ", "))
 }
 
 func dur(ms *int64) string {

@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/execution"
+	"github.com/runledger/runledger/internal/report"
 )
 
 //go:embed templates/*.html
@@ -352,7 +352,7 @@ var funcs = template.FuncMap{
 		}
 		return roundDuration(stop.Sub(*start))
 	},
-	"counts":   countsLine,
+	"counts":   report.CountsLine[execution.Counts],
 	"bar":      progressBar,
 	"terminal": func(s runledger.ExecutionStatus) bool { return s.Terminal() },
 	"percent": func(c execution.Counts) string {
@@ -378,18 +378,4 @@ func roundDuration(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
-}
-
-// countsLine renders counts as "12 items: 10 succeeded, 2 failed".
-func countsLine(c execution.Counts) string {
-	var parts []string
-	for _, s := range runledger.AllStatuses {
-		if n := c[s]; n != 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, s))
-		}
-	}
-	if len(parts) == 0 {
-		return "0 items"
-	}
-	return fmt.Sprintf("%d items: %s", c.Total(), strings.Join(parts, ", "))
 }

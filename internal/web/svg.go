@@ -5,6 +5,7 @@ import (
 
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/execution"
+	"github.com/runledger/runledger/internal/report"
 )
 
 // The charts and progress bars are SVG drawn on the server: geometry is
@@ -25,7 +26,7 @@ type barView struct {
 }
 
 func progressBar(c execution.Counts) barView {
-	b := barView{Title: countsLine(c)}
+	b := barView{Title: report.CountsLine(c)}
 	total := c.Total()
 	if total == 0 {
 		return b
