@@ -197,6 +197,7 @@ type generation struct {
 	busy map[string]int     // running handlers per automation
 
 	loops    sync.WaitGroup // fetch, heartbeat, listener, maintenance
+	fetched  chan struct{}  // closed when the fetch loop exited: no handler starts after it
 	handlers sync.WaitGroup
 	reporter sync.WaitGroup
 }
@@ -222,7 +223,7 @@ func (r *Runner) newGeneration(ctx context.Context) (*generation, error) {
 	g := &generation{r: r, base: base,
 		wake: make(chan struct{}, 1), beat: make(chan struct{}, 1),
 		outcomes: make(chan outcome, r.opts.FlushSize), reportStop: make(chan struct{}),
-		reportGone: make(chan struct{}), beatStop: make(chan struct{}),
+		reportGone: make(chan struct{}), beatStop: make(chan struct{}), fetched: make(chan struct{}),
 		held: map[uuid.UUID]*job{}, busy: map[string]int{}}
 	g.loopCtx, g.loopStop = context.WithCancel(base)
 	g.workCtx, g.workStop = context.WithCancelCause(base)
@@ -274,7 +275,9 @@ func (g *generation) stop(ctx context.Context) error {
 	g.loopStop()
 	_ = g.listener.Close()
 	done := make(chan struct{})
-	go func() { g.handlers.Wait(); close(done) }()
+	// handlers.Add runs in the fetch loop: waiting for the handlers is
+	// only sound once it can start no more of them.
+	go func() { <-g.fetched; g.handlers.Wait(); close(done) }()
 	var errs []error
 	select {
 	case <-done:
@@ -353,6 +356,7 @@ func (g *generation) listen() {
 // a notification, a freed slot, the next retry's timer or the poll.
 func (g *generation) fetchLoop() {
 	defer g.loops.Done()
+	defer close(g.fetched)
 	r := g.r
 	poll := time.NewTimer(r.opts.PollInterval)
 	defer poll.Stop()

@@ -266,7 +266,12 @@ func (s *scenario) work(ctx context.Context, runID uuid.UUID, total int) (int, e
 		}
 		cancel()
 	}
-	for w := 1; w <= demoWorkers; w++ {
+	// The worker that dies claims first, so that it holds items whatever
+	// the scheduler does with the others.
+	if err := s.worker(ctx, demoWorkers); err != nil {
+		return 0, err
+	}
+	for w := 1; w < demoWorkers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
