@@ -7,11 +7,12 @@
 package localpg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
+	"strings"
 	"time"
 
 	"github.com/runledger/runledger/internal/pgserver"
@@ -69,8 +70,8 @@ func Ensure(ctx context.Context, opts Options) (*Server, error) {
 		return &Server{URL: def}, nil
 	}
 	where := pgurl.Describe(def)
-	if u, err := url.Parse(def); err == nil && u.Host != "" {
-		where = u.Host
+	if info, err := pgurl.Parse(def); err == nil && info.Host != "" {
+		where = net.JoinHostPort(info.Host, cmp.Or(info.Port, "5432"))
 	}
 	if opts.CI {
 		return nil, fmt.Errorf("%w at %s and CI=true: CI starts its own (see .ci/run); set DATABASE_URL or TEST_DATABASE_URL to use another", ErrNoServer, where)
@@ -90,21 +91,15 @@ func Ensure(ctx context.Context, opts Options) (*Server, error) {
 	return &Server{URL: s.URL("postgres"), Private: true, private: s}, nil
 }
 
-// answers reports whether something accepts TCP connections at the URL's
-// host and port (unix sockets and key=value strings count as answering:
-// the connection itself will tell).
+// answers reports whether something accepts TCP connections at the
+// connection string's host and port (a unix socket, no host or a string too
+// malformed to read count as answering: the connection itself will tell).
 func answers(ctx context.Context, dsn string) bool {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Host == "" {
+	info, err := pgurl.Parse(dsn)
+	if err != nil || info.Host == "" || strings.HasPrefix(info.Host, "/") {
 		return true
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	if host == "" {
-		return true
-	}
+	host, port := info.Host, cmp.Or(info.Port, "5432")
 	d := net.Dialer{Timeout: 2 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {

@@ -138,13 +138,9 @@ func needsRoundTrip(v any) bool {
 	return false
 }
 
-// ValidateRaw checks a raw JSON document against s.
-func (s *Schema) ValidateRaw(subject string, raw []byte) error {
-	return s.ValidateRawFunc(func() string { return subject }, raw)
-}
-
-// ValidateRawFunc is ValidateRaw with the subject computed only on failure,
-// for hot loops (AddItems validates every item of a million-item ingest).
+// ValidateRawFunc checks a raw JSON document against s. The subject the
+// error names is computed only on failure, for hot loops (AddItems validates
+// every item of a million-item ingest).
 func (s *Schema) ValidateRawFunc(subject func() string, raw []byte) error {
 	if s == nil {
 		return nil
