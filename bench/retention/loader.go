@@ -47,9 +47,9 @@ func newLoader(ctx context.Context, q *sql.DB, layout string, chunk int) (*loade
 		`INSERT INTO batch_execution (run_id, batch_id, status, started_at, finished_at, created_at, updated_at, created_by, updated_by, version)
 		SELECT $1::uuid, b.id, 'failed', $2::timestamptz, $2::timestamptz + interval '1 hour', $2::timestamptz, $2::timestamptz + interval '1 hour', 'retention', 'runledger', 3
 		FROM batch b WHERE b.automation_id = $3::uuid`,
-		`INSERT INTO item_execution (` + ieIDCol + `run_id, batch_execution_id, item_id, status, started_at, finished_at,
+		`INSERT INTO item_execution (` + ieIDCol + `run_id, automation_id, batch_execution_id, item_id, status, started_at, finished_at,
 			attempt_count, max_attempts, created_at, updated_at, created_by, updated_by, version, not_before, claimed_by, result_payload, error_message)
-		SELECT ` + ieID + `$1::uuid, be.id, i.id, f.status, t.at, t.at + interval '150 ms',
+		SELECT ` + ieID + `$1::uuid, $3::uuid, be.id, i.id, f.status, t.at, t.at + interval '150 ms',
 			f.attempts, 3, $2::timestamptz, t.at + interval '150 ms', 'retention', 'worker-1', 1 + 2 * f.attempts, $2::timestamptz, 'worker-1', f.result, f.error
 		FROM batch_execution be
 		JOIN item i ON i.batch_id = be.batch_id
