@@ -26,25 +26,43 @@ func retryable(s runledger.ExecutionStatus) bool {
 	return s.Terminal() && runledger.CanTransition(s, runledger.StatusQueued)
 }
 
-// retryItemsSQL puts a run's items in the given statuses back to queued,
-// claimable at once, with fresh attempts: attempt_count is kept (it counts
-// the attempts made, as the history does) and max_attempts becomes
-// attempt_count + $3. A NonRetryable mark and a pending cancellation are
-// lifted; the last error stays until the next report replaces it. The
-// database's triggers record each change in item_state_history (created_by
-// = $4) and in status_count.
+// retryItemsSQL reopens a finished run's items in the given statuses, their
+// finished batch executions and the run, in one statement, and wakes the
+// automation's runners on commit. Items go back to queued, claimable at
+// once, with fresh attempts: attempt_count is kept (it counts the attempts
+// made, as the history does) and max_attempts becomes attempt_count + $3.
+// A NonRetryable mark and a pending cancellation are lifted; the last error
+// stays until the next report replaces it. The batch executions and the run
+// reopen only when some item did ($5: whether cancelled items are retried,
+// which clears the run's cancellation reason). The database's triggers
+// record each change in item_state_history (created_by = $4) and in
+// status_count. It returns the items, batch executions and runs reopened.
 const retryItemsSQL = `
-UPDATE item_execution ie SET
-	status = 'queued',
-	max_attempts = ie.attempt_count + $3,
-	retryable = true,
-	cancel_requested = false,
-	not_before = now(),
-	finished_at = NULL,
-	lease_expires_at = NULL,
-	updated_by = $4
-WHERE ie.run_id = $1 AND (ie.status)::text = ANY ($2::text[])
-RETURNING ie.batch_execution_id`
+WITH items AS (
+	UPDATE item_execution ie SET
+		status = 'queued',
+		max_attempts = ie.attempt_count + $3,
+		retryable = true,
+		cancel_requested = false,
+		not_before = now(),
+		finished_at = NULL,
+		lease_expires_at = NULL,
+		updated_by = $4
+	WHERE ie.run_id = $1 AND (ie.status)::text = ANY ($2::text[])
+	RETURNING ie.batch_execution_id
+), batches AS (
+	UPDATE batch_execution be SET status = 'queued', finished_at = NULL, updated_by = $4
+	WHERE be.run_id = $1 AND be.id IN (SELECT batch_execution_id FROM items)
+		AND (be.status)::text = ANY ('{failed,cancelled,timed_out}'::text[])
+	RETURNING 1
+), runs AS (
+	UPDATE run r SET status = 'queued', finished_at = NULL, error_summary = NULL,
+		cancellation_reason = CASE WHEN $5 THEN NULL ELSE r.cancellation_reason END, updated_by = $4
+	WHERE r.id = $1 AND EXISTS (SELECT 1 FROM items)
+	RETURNING r.automation_id
+)
+SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM batches),
+	(SELECT count(*) FROM runs WHERE pg_notify('` + notifyWork + `', automation_id::text) IS NOT NULL)`
 
 // RetryItems puts the items of a finished run that ended in one of statuses
 // (default failed and timed_out; cancelled may be named too) back to queued
@@ -87,40 +105,13 @@ func (c *Client) RetryItems(ctx context.Context, runID uuid.UUID, statuses ...ru
 			return fmt.Errorf("execution: run %s is %s, not finished: only a finished run's items can be retried: %w",
 				runID, st, &runledger.TransitionError{Table: "run", From: st, To: runledger.StatusQueued})
 		}
-		rows, err := tx.QueryContext(ctx, retryItemsSQL, runID, pq.Array(names), c.opts.DefaultMaxAttempts, actor)
-		var bes []uuid.UUID
-		if err := each(ctx, rows, err, func(rows *sql.Rows) error {
-			var be uuid.UUID
-			if err := rows.Scan(&be); err != nil {
-				return err
-			}
-			res.Items++
-			bes = append(bes, be)
-			return nil
-		}); err != nil {
+		var runs int64
+		if err := tx.QueryRowContext(ctx, retryItemsSQL, runID, pq.Array(names), c.opts.DefaultMaxAttempts, actor, withCancelled).
+			Scan(&res.Items, &res.BatchExecutions, &runs); err != nil {
 			return err
 		}
-		if res.Items == 0 {
-			return nil
-		}
-		r, err := tx.ExecContext(ctx, `UPDATE batch_execution SET status = 'queued', finished_at = NULL, updated_by = $3
-			WHERE run_id = $1 AND id = ANY ($2::uuid[])
-				AND (status)::text = ANY ('{failed,cancelled,timed_out}'::text[])`, runID, uuidArray(distinct(bes)), actor)
-		if err != nil {
-			return err
-		}
-		res.BatchExecutions, _ = r.RowsAffected()
-		r, err = tx.ExecContext(ctx, `UPDATE run SET status = 'queued', finished_at = NULL, error_summary = NULL,
-				cancellation_reason = CASE WHEN $2 THEN NULL ELSE cancellation_reason END, updated_by = $3
-			WHERE id = $1`, runID, withCancelled, actor)
-		if err != nil {
-			return err
-		}
-		n, _ := r.RowsAffected()
-		res.Run = n == 1
-		// Runners of the run's automation wake up on commit.
-		_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, automation_id::text) FROM run WHERE id = $2`, notifyWork, runID)
-		return err
+		res.Run = runs == 1
+		return nil
 	})
 	if err != nil {
 		return RetryResult{}, err

@@ -85,9 +85,19 @@ func TestRetryItems(t *testing.T) {
 		require.Equal(t, runledger.StatusFailed, r.Status)
 		require.NotNil(t, r.ErrorSummary)
 
+		// Runners of the automation are woken on commit.
+		l := b.db.NewListener(nil)
+		t.Cleanup(func() { _ = l.Close() })
+		require.NoError(t, l.Listen("runledger_work"))
 		res, err := b.exec.RetryItems(runledger.WithActor(ctx, "alice"), run.ID)
 		require.NoError(t, err)
 		require.Equal(t, execution.RetryResult{Items: 2, BatchExecutions: 2, Run: true}, res)
+		select {
+		case n := <-l.Notify:
+			require.Equal(t, b.auto.ID.String(), n.Extra)
+		case <-time.After(30 * time.Second):
+			t.Fatal("RetryItems sent no wake-up")
+		}
 		requireLedger(t, b, run.ID)
 		r, err = b.db.Run.Get(ctx, run.ID)
 		require.NoError(t, err)
