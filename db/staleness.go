@@ -40,24 +40,13 @@ const stalenessSQL = `SELECT pg_is_in_recovery(),
 // Staleness reads how far d's server lags its primary. It writes nothing, so
 // it works on a standby and on a read-only session.
 func (d *DB) Staleness(ctx context.Context) (*Staleness, error) {
-	return ReadStaleness(ctx, d.sql)
-}
-
-// Queryer is what *sql.DB, *sql.Conn and *sql.Tx have in common for a
-// one-row query.
-type Queryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// ReadStaleness reads how far the server behind q lags its primary.
-func ReadStaleness(ctx context.Context, q Queryer) (*Staleness, error) {
 	var (
 		s     Staleness
 		at    sql.NullTime
 		age   float64
 		ready bool
 	)
-	if err := q.QueryRowContext(ctx, stalenessSQL).Scan(&s.Standby, &at, &ready, &age); err != nil {
+	if err := d.sql.QueryRowContext(ctx, stalenessSQL).Scan(&s.Standby, &at, &ready, &age); err != nil {
 		return nil, fmt.Errorf("db: read replay position: %w", dberr.Translate(ctx, err))
 	}
 	if !s.Standby {

@@ -73,7 +73,7 @@ func (c *Client) Progress(ctx context.Context, runID uuid.UUID) (*Progress, erro
 	p := &Progress{RunID: runID, Counts: Counts{}}
 	q := c.read.SQL()
 	if c.read.ReadOnly() {
-		st, err := db.ReadStaleness(ctx, q)
+		st, err := c.read.Staleness(ctx)
 		if err != nil {
 			return nil, err
 		}
