@@ -32,6 +32,9 @@ const (
 
 // Env is what a command may use of its surroundings.
 type Env struct {
+	// Stdin is read only by the demo's runner process (the demo closes it
+	// to stop the process); nil reads as empty.
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
 	Getenv         func(string) string
@@ -42,6 +45,9 @@ type Env struct {
 
 // withDefaults fills the optional fields of env.
 func (env Env) withDefaults() Env {
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
 	if env.Stdout == nil {
 		env.Stdout = io.Discard
 	}
@@ -173,6 +179,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		newRetryCmd(env),
 		newServeCmd(env),
 		newDemoCmd(env),
+		newDemoRunnerCmd(env),
 	)
 	return root
 }

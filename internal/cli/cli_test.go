@@ -1,11 +1,17 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -203,10 +209,61 @@ func TestDemo(t *testing.T) {
 			"error: invoice total does not match its lines",
 			"orchestration jenkins-demo (jenkins) invoices#", "state=UNSTABLE",
 			"runledger inspect run ",
+			"runners: host-1 finished: [succeeded] 60 items: 60 succeeded",
+			`their context ended with "execution: run cancelled"`,
 		} {
 			require.Contains(t, r.stdout, want)
 		}
+		// host-3 is a separate process, elected first, killed mid-run; its
+		// items come back through host-1's maintenance.
+		for _, want := range []string{
+			`runners: receipt-matching-\S+ on host-1 and host-2 \(this process\) and host-3 \(process \d+, the elected maintainer\); host-3 handled 5 items, then 4 of its handlers hung`,
+			`runners: host-2 stopped mid-run and handed \d+ item\(s\) back at once`,
+			`runners: host-3 killed \(SIGKILL, no Stop\) holding 4 item\(s\): host-1 took over maintenance and rescued them [0-9.]+m?s later \(lease 1s, maintenance every 200ms\)`,
+		} {
+			require.Regexp(t, want, r.stdout)
+		}
+		m := regexp.MustCompile(`host-3 \(process (\d+)`).FindStringSubmatch(r.stdout)
+		require.Len(t, m, 2)
+		pid, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "the runner process is gone")
+		require.NotContains(t, r.stdout+r.stderr, env["DATABASE_URL"])
 	}
+}
+
+// TestDemoRunnerEndsWithStdin: the demo's runner process (this test binary
+// re-executed, see TestMain) stops when its stdin closes, so it never
+// outlives a demo that died; it prints its events and nothing else.
+func TestDemoRunnerEndsWithStdin(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe, cli.DemoRunnerCommand, "--automation", "nothing-here", "--name", "host-9")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbtest.NewURL(t))
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if sc.Text() == "leader" {
+			require.NoError(t, stdin.Close())
+		}
+	}
+	require.NoError(t, cmd.Wait(), stderr.String())
+	require.Equal(t, []string{"started", "leader"}, lines)
+	require.Empty(t, stderr.String())
+
+	r := run(t, map[string]string{"DATABASE_URL": "postgres://root@127.0.0.1:1/none?sslmode=disable"}, cli.DemoRunnerCommand, "--name", "host-9")
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "want --automation and --name")
 }
 
 // TestDemoZeroSetup runs the demo with no DATABASE_URL and nothing on the

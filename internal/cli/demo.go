@@ -21,6 +21,7 @@ import (
 	"github.com/runledger/runledger"
 	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/ent"
+	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/internal/localpg"
 	"github.com/runledger/runledger/internal/pgurl"
@@ -39,6 +40,9 @@ const (
 	demoPoison    = 13 // south item that fails every attempt
 	demoLease     = 2 * time.Second
 	demoDeadLease = execution.MinLease
+	// demoMaintenance is the runners' MaintenanceInterval: a takeover
+	// and a rescue come within it.
+	demoMaintenance = 200 * time.Millisecond
 )
 
 func newDemoCmd(env Env) *cobra.Command {
@@ -89,7 +93,7 @@ func demo(ctx context.Context, env Env, url string) error {
 	ctx = runledger.WithActor(ctx, "demo")
 	exec := execution.New(d, execution.Options{RetryBase: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
 	defer func() { _ = exec.Close() }()
-	s := &scenario{env: env, d: d, exec: exec, suffix: uuid.NewString()[:8]}
+	s := &scenario{env: env, url: u, d: d, exec: exec, suffix: uuid.NewString()[:8]}
 	runID, err := s.run(ctx)
 	if err != nil {
 		return err
@@ -132,6 +136,7 @@ func ensureDatabase(ctx context.Context, env Env, server, name string) error {
 
 type scenario struct {
 	env    Env
+	url    string // the database, for the runner process
 	d      *db.DB
 	exec   *execution.Client
 	suffix string
@@ -402,10 +407,14 @@ func drawBar(w io.Writer, c execution.Counts, total int, live bool) {
 		c[runledger.StatusSucceeded], c[runledger.StatusRunning], c[runledger.StatusRetrying], c[runledger.StatusFailed])
 }
 
-// runners shows the Runner: a second automation processed by two runners in
-// this process; host-2 stops mid-run (its unfinished items are handed back
-// at once) and host-1 finishes; then a run is cancelled while handlers run,
-// and the cancel reaches their context.
+// runners shows the Runner on a second automation: host-3, a separate
+// process (this binary re-executed) and the elected maintainer, takes the
+// first items; its handlers then hang, and host-1 and host-2 (in this
+// process) process the rest; host-2 stops mid-run and hands its unfinished
+// items back at once; host-3 is killed with SIGKILL, no Stop, no hand-back:
+// host-1 takes over maintenance, and its items come back once their lease
+// expires; host-1 finishes. Then a run is cancelled while handlers run, and
+// the cancel reaches their context.
 func (s *scenario) runners(ctx context.Context) error {
 	out := s.env.Stdout
 	auto, err := s.d.Automation.Create().SetName("receipt-matching-" + s.suffix).Save(ctx)
@@ -419,6 +428,33 @@ func (s *scenario) runners(ctx context.Context) error {
 	if _, err := s.exec.AddItems(ctx, batch.ID, invoices(5000, 60)); err != nil {
 		return err
 	}
+
+	// host-3 first, alone, so that it is elected and takes the first items.
+	proc, err := startRunnerProcess(s.env, s.url, auto.Name, "host-3")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = proc.kill() }()
+	if _, err := proc.await(ctx, procStarted, 1, nil); err != nil {
+		return err
+	}
+	// Its first election comes at once; the lock is taken only when some
+	// other program runs runners on this database.
+	procLeads, err := proc.await(ctx, procLeader, 1, time.After(10*time.Second))
+	if err != nil {
+		return err
+	}
+	run, err := s.exec.StartRun(ctx, auto.ID, execution.StartOptions{})
+	if err != nil {
+		return err
+	}
+	if _, err := proc.await(ctx, procBusy, demoProcConcurrency, nil); err != nil {
+		return err
+	}
+	if err := s.waitCount(ctx, run.ID, runledger.StatusSucceeded, demoProcQuick); err != nil {
+		return err
+	}
+
 	var slow atomic.Bool
 	causes := make(chan error, 8)
 	ws := execution.NewWorkers()
@@ -435,7 +471,7 @@ func (s *scenario) runners(ctx context.Context) error {
 			return nil, context.Cause(ctx)
 		}
 	}), execution.HandlerOptions{Concurrency: 4, Timeout: 10 * time.Second})
-	opts := execution.RunnerOptions{Lease: demoLease, MaintenanceInterval: 200 * time.Millisecond}
+	opts := execution.RunnerOptions{Lease: demoLease, MaintenanceInterval: demoMaintenance}
 	var rs []*execution.Runner
 	for _, name := range []string{"host-1", "host-2"} {
 		opts.Name = name
@@ -449,20 +485,51 @@ func (s *scenario) runners(ctx context.Context) error {
 		defer func() { _ = r.Stop(ctx) }()
 		rs = append(rs, r)
 	}
-	run, err := s.exec.StartRun(ctx, auto.ID, execution.StartOptions{})
-	if err != nil {
-		return err
+	host1, host2 := rs[0], rs[1]
+	role := ""
+	if procLeads {
+		role = ", the elected maintainer"
 	}
-	// Mid-run: host-2 has finished items and holds others.
-	for deadline, st := time.Now().Add(5*time.Second), rs[1].Stats(); (st.Succeeded == 0 || st.InFlight == 0) && time.Now().Before(deadline); st = rs[1].Stats() {
-		time.Sleep(time.Millisecond)
+	fmt.Fprintf(out, "runners: %s on host-1 and host-2 (this process) and host-3 (process %d%s); host-3 handled %d items, then %d of its handlers hung\n",
+		auto.Name, proc.cmd.Process.Pid, role, demoProcQuick, demoProcConcurrency)
+
+	// Mid-run: host-2 has finished items and holds others (or nothing is
+	// left to claim).
+	if err := s.waitMidRun(ctx, run.ID, host2); err != nil {
+		return err
 	}
 	// host-2 goes away mid-run: Stop gives its handlers no time.
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := rs[1].Stop(gone); err != nil {
+	if err := host2.Stop(gone); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "runners: host-2 stopped mid-run and handed %d item(s) back at once\n", host2.Stats().HandedBack)
+
+	// host-3 is killed: its items come back only through maintenance, once
+	// their lease has expired.
+	if err := proc.kill(); err != nil {
+		return err
+	}
+	killed := time.Now()
+	held, err := s.d.ItemExecution.Query().Where(itemexecution.RunID(run.ID), itemexecution.ClaimedBy("host-3"),
+		itemexecution.StatusEQ(runledger.StatusRunning)).Count(ctx)
+	if err != nil {
+		return fmt.Errorf("count host-3's items: %w", err)
+	}
+	if err := s.waitRescued(ctx, run.ID, host1, held, procLeads); err != nil {
+		return err
+	}
+	back := time.Since(killed).Round(10 * time.Millisecond)
+	rescue := fmt.Sprintf("the elected maintainer rescued them %s later", back)
+	switch {
+	case procLeads:
+		rescue = fmt.Sprintf("host-1 took over maintenance and rescued them %s later", back)
+	case host1.Stats().Rescued > 0:
+		rescue = fmt.Sprintf("host-1 rescued them %s later", back)
+	}
+	fmt.Fprintf(out, "runners: host-3 killed (SIGKILL, no Stop) holding %d item(s): %s (lease %s, maintenance every %s)\n",
+		held, rescue, execution.MinLease, demoMaintenance)
 	if err := s.waitRun(ctx, run.ID); err != nil {
 		return err
 	}
@@ -470,8 +537,7 @@ func (s *scenario) runners(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "runners: %s by host-1 and host-2; host-2 stopped mid-run and handed %d item(s) back; host-1 finished: [%s] %s\n",
-		auto.Name, rs[1].Stats().HandedBack, p.Status, report.CountsLine(p.Counts))
+	fmt.Fprintf(out, "runners: host-1 finished: [%s] %s\n", p.Status, report.CountsLine(p.Counts))
 
 	// A run cancelled while its handlers run: the cancel reaches them.
 	slow.Store(true)
@@ -479,8 +545,8 @@ func (s *scenario) runners(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for rs[0].Stats().InFlight < 4 {
-		time.Sleep(5 * time.Millisecond)
+	if err := poll(ctx, 5*time.Millisecond, func() (bool, error) { return host1.Stats().InFlight >= 4, nil }); err != nil {
+		return err
 	}
 	if _, err := s.exec.CancelRun(runledger.WithActor(ctx, "operator"), second.ID, "operator: duplicate upload"); err != nil {
 		return err
@@ -490,7 +556,68 @@ func (s *scenario) runners(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(out, "runners: run %s cancelled while 4 handlers ran; their context ended with %q\n", second.ID, cause)
-	return rs[0].Stop(ctx)
+	return host1.Stop(ctx)
+}
+
+// waitMidRun waits until r has finished items and holds others, or until
+// the run has no item left to claim.
+func (s *scenario) waitMidRun(ctx context.Context, runID uuid.UUID, r *execution.Runner) error {
+	return poll(ctx, time.Millisecond, func() (bool, error) {
+		if st := r.Stats(); st.Succeeded > 0 && st.InFlight > 0 {
+			return true, nil
+		}
+		p, err := s.exec.Progress(ctx, runID)
+		if err != nil {
+			return false, err
+		}
+		return p.Counts[runledger.StatusQueued]+p.Counts[runledger.StatusRetrying] == 0, nil
+	})
+}
+
+// waitRescued waits until the items a killed runner held are rescued: by
+// host1, when the killed one was the maintainer (host1 is the only runner
+// left), else by whichever runner maintains.
+func (s *scenario) waitRescued(ctx context.Context, runID uuid.UUID, host1 *execution.Runner, held int, host1Only bool) error {
+	return poll(ctx, 5*time.Millisecond, func() (bool, error) {
+		if host1.Stats().Rescued >= int64(held) {
+			return true, nil
+		}
+		if host1Only {
+			return false, nil
+		}
+		n, err := s.d.ItemExecution.Query().Where(itemexecution.RunID(runID), itemexecution.ClaimedBy("host-3"),
+			itemexecution.StatusEQ(runledger.StatusRunning)).Count(ctx)
+		return n == 0, err
+	})
+}
+
+// waitCount waits until at least n items of the run have status st.
+func (s *scenario) waitCount(ctx context.Context, runID uuid.UUID, st runledger.ExecutionStatus, n int64) error {
+	return poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		p, err := s.exec.Progress(ctx, runID)
+		if err != nil {
+			return false, err
+		}
+		return p.Counts[st] >= n, nil
+	})
+}
+
+// poll calls done every interval until it returns true or an error, or ctx
+// ends.
+func poll(ctx context.Context, interval time.Duration, done func() (bool, error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ok, err := done()
+		if ok || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // waitRun waits until the run is finished.
