@@ -562,7 +562,7 @@ func (s *scenario) runners(ctx context.Context) error {
 // waitMidRun waits until r has finished items and holds others, or until
 // the run has no item left to claim.
 func (s *scenario) waitMidRun(ctx context.Context, runID uuid.UUID, r *execution.Runner) error {
-	return poll(ctx, time.Millisecond, func() (bool, error) {
+	return poll(ctx, 2*time.Millisecond, func() (bool, error) {
 		if st := r.Stats(); st.Succeeded > 0 && st.InFlight > 0 {
 			return true, nil
 		}
