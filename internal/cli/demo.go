@@ -102,7 +102,7 @@ func demo(ctx context.Context, env Env, url string) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout)
-	if err := printRunTree(ctx, env.Stdout, d.Client, exec, runID); err != nil {
+	if err := printRunTree(ctx, env.Stdout, d, exec, runID); err != nil {
 		return err
 	}
 	if private {

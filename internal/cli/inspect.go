@@ -71,7 +71,7 @@ func newInspectCmd(env Env) *cobra.Command {
 	g := newGroup("inspect", "Look at recorded executions")
 	g.AddCommand(newRunCmd(env, "run", "Print a run as a tree: batches with counts and durations, failed items with their errors and history",
 		func(ctx context.Context, d *db.DB, id uuid.UUID, out output) error {
-			r, err := report.LoadRun(ctx, d.Client, execution.New(d, execution.Options{}), id)
+			r, err := report.LoadRun(ctx, d, execution.New(d, execution.Options{}), id)
 			if err != nil {
 				return err
 			}

@@ -9,16 +9,16 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/runledger/runledger/ent"
+	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/internal/report"
 )
 
 // printRunTree prints automation -> run -> orchestration -> batch
-// executions (with counts) -> item executions -> history, loaded by graph
-// traversal with one query per level.
-func printRunTree(ctx context.Context, w io.Writer, client *ent.Client, exec *execution.Client, runID uuid.UUID) error {
-	r, err := report.LoadRun(ctx, client, exec, runID)
+// executions (with counts) -> item executions -> history, as
+// report.LoadRun loads them.
+func printRunTree(ctx context.Context, w io.Writer, d *db.DB, exec *execution.Client, runID uuid.UUID) error {
+	r, err := report.LoadRun(ctx, d, exec, runID)
 	if err != nil {
 		return err
 	}

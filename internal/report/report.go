@@ -7,6 +7,7 @@ package report
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	"github.com/runledger/runledger/ent/itemexecution"
 	"github.com/runledger/runledger/ent/itemstatehistory"
 	"github.com/runledger/runledger/ent/run"
+	"github.com/runledger/runledger/ent/runorchestration"
 	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/migrate"
 )
@@ -212,66 +214,72 @@ const (
 	ListProblems = 10
 )
 
-// LoadRun reads run id by graph traversal, one query per level. A missing
+// LoadRun reads run id: the run, its automation, orchestrations and batch
+// executions with their counts from exec.RunDetail, then the listed items
+// of each batch execution by graph traversal (item executions, their items,
+// their history: one query per level). exec must be a Client over d: both
+// read from d.Reader(), and when that is a read-only pool (a standby)
+// Staleness says how fresh it is, read first.
+//
+// It answers as ent's graph does: a soft-deleted run is not found (unless
+// ctx is runledger.WithInactive), and orchestration links that were
+// soft-deleted are listed, as everything eager-loaded under a run is
+// (RunDetail leaves them out: then they are loaded through ent). A missing
 // run is a RunNotFoundError.
-func LoadRun(ctx context.Context, client *ent.Client, exec *execution.Client, id uuid.UUID) (*Run, error) {
-	r, err := client.Run.Query().Where(run.ID(id)).
-		WithAutomation().
-		WithOrchestrations(func(q *ent.RunOrchestrationQuery) {
-			q.WithOrchestrationInstance(func(q *ent.OrchestrationInstanceQuery) { q.WithEngine() })
-		}).
-		WithBatchExecutions(func(q *ent.BatchExecutionQuery) { q.WithBatch() }).
-		Only(ctx)
+func LoadRun(ctx context.Context, d *db.DB, exec *execution.Client, id uuid.UUID) (*Run, error) {
+	read := d.Reader()
+	var staleness *db.Staleness
+	if read.ReadOnly() {
+		st, err := read.Staleness(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load run %s: %w", id, err)
+		}
+		staleness = st
+	}
+	var active, detached bool
+	err := read.SQL().QueryRowContext(ctx, `SELECT is_active, EXISTS (SELECT 1 FROM run_orchestration WHERE run_id = $1 AND NOT is_active)
+		FROM run WHERE id = $1`, id).Scan(&active, &detached)
+	switch {
+	case errors.Is(err, sql.ErrNoRows), err == nil && !active && !runledger.IncludesInactive(ctx):
+		return nil, &RunNotFoundError{ID: id}
+	case err != nil:
+		return nil, fmt.Errorf("load run %s: %w", id, err)
+	}
+	r, err := exec.RunDetail(ctx, id)
 	if err != nil {
 		if err = runNotFound(id, err); errors.Is(err, runledger.ErrNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("load run %s: %w", id, err)
 	}
-	prog, err := exec.Progress(ctx, id)
-	if err != nil {
-		return nil, runNotFound(id, err)
-	}
 	out := &Run{
-		ID: r.ID, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationMS: millis(r.Duration()),
-		CorrelationID: deref(r.CorrelationID), CancellationReason: deref(r.CancellationReason), ErrorSummary: deref(r.ErrorSummary),
-		Automation: Definition{ID: r.AutomationID},
-		Total:      prog.Counts.Total(), Counts: countsOf(prog.Counts),
+		ID: r.ID, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationMS: r.DurationMS,
+		CorrelationID: r.CorrelationID, CancellationReason: r.CancellationReason, ErrorSummary: r.ErrorSummary,
+		Automation: Definition(r.Automation),
+		Total:      r.Counts.Total(), Counts: countsOf(r.Counts),
 		Orchestrations: []Orchestration{}, Batches: []BatchExecution{},
-		Staleness: prog.Staleness,
+		Staleness: staleness,
 	}
-	if a := r.Edges.Automation; a != nil {
-		out.Automation = Definition{ID: a.ID, Name: a.Name, Active: a.IsActive}
-	}
-	for _, ro := range r.Edges.Orchestrations {
-		inst := ro.Edges.OrchestrationInstance
-		if inst == nil {
-			continue
+	if detached {
+		if out.Orchestrations, err = loadOrchestrations(ctx, read.Client, id); err != nil {
+			return nil, err
 		}
-		o := Orchestration{ID: inst.ID, ExternalID: inst.ExternalID, Status: inst.Status, DurationSeconds: inst.DurationSeconds}
-		if e := inst.Edges.Engine; e != nil {
-			o.Engine, o.EngineType = e.Name, e.Type
+	} else {
+		for _, o := range r.Orchestrations {
+			out.Orchestrations = append(out.Orchestrations, Orchestration{
+				ID: o.ID, Engine: o.Engine, EngineType: o.EngineType, ExternalID: o.ExternalID,
+				Status: o.Status, State: o.State, DurationSeconds: o.DurationSeconds,
+			})
 		}
-		if s, ok := inst.InstanceMetadata["state"]; ok {
-			o.State = fmt.Sprint(s)
-		}
-		out.Orchestrations = append(out.Orchestrations, o)
 	}
-	counts := map[uuid.UUID]execution.Counts{}
-	for _, bp := range prog.Batches {
-		counts[bp.ID] = bp.Counts
-	}
-	for _, be := range r.Edges.BatchExecutions {
-		c := counts[be.ID]
+	for _, be := range r.Batches {
+		c := be.Counts
 		b := BatchExecution{
-			ID: be.ID, Batch: Definition{ID: be.BatchID, Name: be.BatchID.String()}, Status: be.Status,
-			StartedAt: be.StartedAt, FinishedAt: be.FinishedAt, DurationMS: millis(be.Duration()),
+			ID: be.ID, Batch: Definition(be.Batch), Status: be.Status,
+			StartedAt: be.StartedAt, FinishedAt: be.FinishedAt, DurationMS: be.DurationMS,
 			Total: c.Total(), Counts: countsOf(c), Listed: ListedAll, Items: []ItemExecution{},
 		}
-		if bb := be.Edges.Batch; bb != nil {
-			b.Batch = Definition{ID: bb.ID, Name: bb.Name, Active: bb.IsActive}
-		}
-		q := client.ItemExecution.Query().Where(itemexecution.BatchExecutionID(be.ID))
+		q := read.ItemExecution.Query().Where(itemexecution.BatchExecutionID(be.ID))
 		if c.Total() > ListAllUpTo {
 			b.Listed = ListedProblems
 			q = q.Where(itemexecution.StatusIn(runledger.StatusFailed, runledger.StatusTimedOut))
@@ -300,7 +308,39 @@ func LoadRun(ctx context.Context, client *ent.Client, exec *execution.Client, id
 		}
 		out.Batches = append(out.Batches, b)
 	}
+	// By name byte by byte, whatever the database's collation.
 	sort.SliceStable(out.Batches, func(i, j int) bool { return out.Batches[i].Batch.Name < out.Batches[j].Batch.Name })
+	return out, nil
+}
+
+// loadOrchestrations loads the orchestrations of run id through ent, the
+// soft-deleted links included, in the order of attachment.
+func loadOrchestrations(ctx context.Context, client *ent.Client, id uuid.UUID) ([]Orchestration, error) {
+	r, err := client.Run.Query().Where(run.ID(id)).
+		WithOrchestrations(func(q *ent.RunOrchestrationQuery) {
+			// RunDetail's order.
+			q.Order(runorchestration.ByAttachedAt(), runorchestration.ByOrchestrationInstanceID()).
+				WithOrchestrationInstance(func(q *ent.OrchestrationInstanceQuery) { q.WithEngine() })
+		}).
+		Only(runledger.WithInactive(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("load orchestrations of run %s: %w", id, runNotFound(id, err))
+	}
+	out := []Orchestration{}
+	for _, ro := range r.Edges.Orchestrations {
+		inst := ro.Edges.OrchestrationInstance
+		if inst == nil {
+			continue
+		}
+		o := Orchestration{ID: inst.ID, ExternalID: inst.ExternalID, Status: inst.Status, DurationSeconds: inst.DurationSeconds}
+		if e := inst.Edges.Engine; e != nil {
+			o.Engine, o.EngineType = e.Name, e.Type
+		}
+		if s, ok := inst.InstanceMetadata[execution.MetadataState]; ok {
+			o.State = fmt.Sprint(s)
+		}
+		out = append(out, o)
+	}
 	return out, nil
 }
 
