@@ -38,8 +38,13 @@ type RunnerOptions struct {
 	// (default 5s): it bounds a takeover after the leader dies.
 	MaintenanceInterval time.Duration
 	// Retention: the elected runner purges runs finished longer ago than
-	// this (0: never).
+	// this (0: never). On the partitioned layout it first drops the months
+	// whose runs all qualify (DropPartitions), then purges the rest.
 	Retention time.Duration
+	// PartitionsAhead: on the partitioned layout, the elected runner keeps
+	// partitions for the current month and this many after it (default
+	// DefaultPartitionsAhead; see EnsurePartitions).
+	PartitionsAhead int
 	// NoMaintenance keeps this runner out of the election.
 	NoMaintenance bool
 }
@@ -65,6 +70,9 @@ func (o RunnerOptions) withDefaults() RunnerOptions {
 	}
 	if o.MaintenanceInterval <= 0 {
 		o.MaintenanceInterval = 5 * time.Second
+	}
+	if o.PartitionsAhead <= 0 {
+		o.PartitionsAhead = DefaultPartitionsAhead
 	}
 	return o
 }

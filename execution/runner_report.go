@@ -153,8 +153,10 @@ const maintenanceKey = "runledger.maintenance"
 
 // maintenanceLoop tries every MaintenanceInterval to become the maintainer
 // by taking a session advisory lock on a connection of its own; the
-// maintainer runs Rescue, Purge (RunnerOptions.Retention) and status_count
-// compaction every MaintenanceInterval. The lock is the server's: when the
+// maintainer runs Rescue, partition upkeep (the partitioned layout: the
+// coming months' partitions, and the drop of expired months when Retention
+// is set), Purge (RunnerOptions.Retention) and status_count compaction every
+// MaintenanceInterval. The lock is the server's: when the
 // maintainer's process dies, its session ends, the lock is free, and another
 // runner takes over at its next try, within MaintenanceInterval. Items whose
 // worker died come back within Lease + MaintenanceInterval.
@@ -224,6 +226,28 @@ func (g *generation) maintain() {
 		r.rescued.Add(int64(n))
 		r.log.Warn("runner: rescued items of dead workers", "retrying", res.Retrying, "timed_out", res.TimedOut, "cancelled", res.Cancelled)
 		g.poke(g.wake)
+	}
+	partitioned, err := r.c.Partitioned(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.log.Error("runner: read the table layout failed", "error", err)
+	}
+	if partitioned {
+		months, err := r.c.EnsurePartitions(ctx, r.opts.PartitionsAhead)
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("runner: creating partitions failed", "error", err)
+		}
+		for _, m := range months {
+			r.log.Info("runner: created partitions", "month", m.Format("2006-01"))
+		}
+	}
+	if partitioned && r.opts.Retention > 0 {
+		d, err := r.c.DropPartitions(ctx, time.Now().Add(-r.opts.Retention))
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("runner: dropping partitions failed", "error", err)
+		}
+		for _, m := range d.Months {
+			r.log.Info("runner: dropped partitions", "month", m.Format("2006-01"), "runs", d.Runs)
+		}
 	}
 	if r.opts.Retention > 0 {
 		p, err := r.c.Purge(ctx, time.Now().Add(-r.opts.Retention), PurgeOptions{})

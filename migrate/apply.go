@@ -9,6 +9,8 @@ import (
 
 	"ariga.io/atlas/sql/migrate"
 	"ariga.io/atlas/sql/postgres"
+
+	"github.com/runledger/runledger/internal/layout"
 )
 
 // lockKey is the advisory lock that serializes migrations on one database.
@@ -23,6 +25,11 @@ type ApplyOptions struct {
 	DryRun bool
 	// OnFile, if set, is called after each file is applied (or, in a dry run, planned).
 	OnFile func(FileResult)
+	// Layout, when LayoutPartitioned, converts the database to the
+	// partitioned layout after the files are applied (see Partition); a
+	// database already partitioned stays as it is. Empty keeps the layout
+	// the database has. Ignored in a dry run.
+	Layout string
 }
 
 // FileResult describes one applied (or planned) migration file.
@@ -60,20 +67,14 @@ func (e *StmtError) Unwrap() error { return e.Err }
 // transaction, holding an advisory lock for the whole run. With no pending
 // file it returns a result with no Files and a nil error.
 func Apply(ctx context.Context, db *sql.DB, dir migrate.Dir, opts ApplyOptions) (*ApplyResult, error) {
-	conn, err := db.Conn(ctx)
+	if opts.Layout != "" && opts.Layout != LayoutPartitioned {
+		return nil, fmt.Errorf("migrate: unknown layout %q: the only one to ask for is %q (the default needs none)", opts.Layout, LayoutPartitioned)
+	}
+	conn, unlock, err := lockedConn(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: connect: %w", err)
+		return nil, err
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
-		return nil, fmt.Errorf("migrate: take advisory lock: %w", err)
-	}
-	defer func() {
-		// A fresh context: the caller's may be done, and the lock must go.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_, _ = conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, lockKey)
-	}()
+	defer unlock()
 
 	var (
 		rrw    *revisions
@@ -135,7 +136,32 @@ func Apply(ctx context.Context, db *sql.DB, dir migrate.Dir, opts ApplyOptions) 
 			opts.OnFile(fr)
 		}
 	}
+	if opts.Layout == LayoutPartitioned && !opts.DryRun {
+		if _, err := partitionOn(ctx, conn, PartitionOptions{}); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// lockedConn returns a connection holding the migration advisory lock and
+// the function that releases both.
+func lockedConn(ctx context.Context, db *sql.DB) (*sql.Conn, func(), error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrate: connect: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("migrate: take advisory lock: %w", err)
+	}
+	return conn, func() {
+		// A fresh context: the caller's may be done, and the lock must go.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, lockKey)
+		conn.Close()
+	}, nil
 }
 
 // pendingFiles lists the files not yet applied; exists tells whether rrw's
@@ -264,6 +290,13 @@ func applyFile(ctx context.Context, conn *sql.Conn, dir migrate.Dir, f migrate.F
 		case errors.As(err, &hc):
 			return fmt.Errorf("migrate: %s was edited after it was applied (statement %d changed): %w", hc.File, hc.Stmt, err)
 		default:
+			return fmt.Errorf("migrate: %s: %w", f.Name(), err)
+		}
+	}
+	// On the partitioned layout, the partitions' copies of the parents'
+	// statement triggers follow what the file did to the parents.
+	if kind, err := layout.Current(ctx, tx); err == nil && kind == layout.Partitioned {
+		if err := layout.Sync(ctx, tx); err != nil {
 			return fmt.Errorf("migrate: %s: %w", f.Name(), err)
 		}
 	}

@@ -19,6 +19,10 @@
 // started for the test process (see ServerURL). The role needs CREATEDB. A
 // test never skips for want of a database: it fails and says how to start
 // one.
+//
+// RUNLEDGER_TEST_LAYOUT=partitioned gives every migrated database the
+// partitioned layout (migrate.Partition), on a template of its own, so the
+// same tests run on both layouts.
 package runledgertest
 
 import (
@@ -187,6 +191,14 @@ func ensureTemplate(server string) (string, error) {
 	// before runledger had its own revisions schema is not reused.
 	h := sha256.Sum256(append(sum, migrate.RevisionSchema+"."+migrate.RevisionTable...))
 	name := "runledger_tmpl_" + hex.EncodeToString(h[:8])
+	lay, err := Layout()
+	if err != nil {
+		return "", err
+	}
+	if lay == migrate.LayoutPartitioned {
+		// Its partitions start at the month it was built in.
+		name += "_p" + time.Now().UTC().Format("200601")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -220,7 +232,7 @@ func ensureTemplate(server string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := applyAll(ctx, url, dir); err != nil {
+	if err := applyAll(ctx, url, dir, lay); err != nil {
 		return "", fmt.Errorf("migrate template: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s",
@@ -230,14 +242,37 @@ func ensureTemplate(server string) (string, error) {
 	return name, nil
 }
 
-func applyAll(ctx context.Context, url string, dir amigrate.Dir) error {
+func applyAll(ctx context.Context, url string, dir amigrate.Dir, lay string) error {
 	d, err := sql.Open("postgres", url)
 	if err != nil {
 		return pgurl.ErrMalformed
 	}
 	defer d.Close()
-	_, err = migrate.Apply(ctx, d, dir, migrate.ApplyOptions{})
+	opts := migrate.ApplyOptions{}
+	if lay == migrate.LayoutPartitioned {
+		opts.Layout = lay
+	}
+	_, err = migrate.Apply(ctx, d, dir, opts)
 	return err
+}
+
+// LayoutEnv names the environment variable that chooses the table layout
+// of the migrated test databases: unset or "plain" for the layout the
+// migrations build, "partitioned" for the opt-in partitioned layout
+// (migrate.Partition), so a suite can run both ways.
+const LayoutEnv = "RUNLEDGER_TEST_LAYOUT"
+
+// Layout returns the layout New and NewURL give their databases, from
+// RUNLEDGER_TEST_LAYOUT: migrate.LayoutPlain or migrate.LayoutPartitioned.
+func Layout() (string, error) {
+	switch v := os.Getenv(LayoutEnv); v {
+	case "", migrate.LayoutPlain:
+		return migrate.LayoutPlain, nil
+	case migrate.LayoutPartitioned:
+		return migrate.LayoutPartitioned, nil
+	default:
+		return "", fmt.Errorf("%s=%q: want %q or %q", LayoutEnv, v, migrate.LayoutPlain, migrate.LayoutPartitioned)
+	}
 }
 
 func randomHex(n int) string {

@@ -162,6 +162,21 @@ func TestMigrateApplyStatus(t *testing.T) {
 	require.NotEmpty(t, st.Current)
 	require.Positive(t, st.Applied)
 	require.Contains(t, r.stdout, `"pending": []`)
+
+	// The opt-in partitioned layout; a second run finds it done, and the
+	// migration commands keep working on it.
+	r = run(t, env, "migrate", "partition", "--ahead", "2")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "partitioned (3 months")
+	r = run(t, env, "migrate", "partition")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "already partitioned")
+	r = run(t, env, "migrate", "apply")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "no pending migrations")
+	r = run(t, env, "migrate", "status")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "dirty: no")
 }
 
 func TestMigrateStatusPendingJSON(t *testing.T) {

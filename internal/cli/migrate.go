@@ -60,6 +60,7 @@ working directory unless --dir names another.`
 	g.AddCommand(
 		newMigrateApplyCmd(env),
 		newMigrateStatusCmd(env),
+		newMigratePartitionCmd(env),
 		newMigrateDiffCmd(env),
 		newMigrateNewCmd(env),
 		newDirOnlyCmd("hash", "Rewrite atlas.sum after editing a migration file", "atlas.sum rewritten", migrate.Hash),
@@ -136,6 +137,55 @@ func applyTo(ctx context.Context, env Env, url string, dir amigrate.Dir, opts mi
 	}
 	fmt.Fprintf(env.Stdout, "%s: version %s -> %s\n", pgurl.Describe(url), orNone(res.From), res.To)
 	return nil
+}
+
+func newMigratePartitionCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "partition",
+		Short: "Switch a migrated database to the partitioned layout (item_execution and its history by month)",
+		Long: `Switch a migrated database to the opt-in partitioned layout (docs/scaling.md,
+section 3): item_execution partitioned by RANGE (id) and item_state_history by
+RANGE (item_execution_id), one partition per month of version 7 UUIDs, from
+the oldest item execution's month to --ahead months after the current one.
+
+One transaction under the migration lock; it takes ACCESS EXCLUSIVE locks on
+both tables and rewrites them: run it in a maintenance window on a large
+database. A database already partitioned is left as it is. There is no way
+back but a dump and restore. Afterwards something must create the coming
+months' partitions: a Runner's elected maintainer does, or call
+execution.Client.EnsurePartitions.`,
+		Args: exactArgs(),
+	}
+	url := addURLFlag(cmd)
+	ahead := cmd.Flags().Int("ahead", 3, "months after the current one to create partitions for")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		u, err := databaseURL(env, *url)
+		if err != nil {
+			return err
+		}
+		if *ahead < 1 {
+			return usageErrorf("--ahead must be at least 1")
+		}
+		d, err := openSQL(ctx, u)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		res, err := migrate.Partition(ctx, d, migrate.PartitionOptions{Ahead: *ahead})
+		if err != nil {
+			return err
+		}
+		if res.Already {
+			fmt.Fprintf(env.Stdout, "%s: already partitioned\n", pgurl.Describe(u))
+			return nil
+		}
+		fmt.Fprintf(env.Stdout, "%s: partitioned (%d months, %s to %s); moved %d item executions and %d history rows\n",
+			pgurl.Describe(u), len(res.Months), res.Months[0].Format("2006-01"), res.Months[len(res.Months)-1].Format("2006-01"),
+			res.ItemExecutions, res.History)
+		return nil
+	}
+	return cmd
 }
 
 func orNone(v string) string {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -77,6 +78,20 @@ func Translate(ctx context.Context, err error) error {
 	return err
 }
 
+// partitionName matches a monthly partition of the partitioned layout
+// (migrate.LayoutPartitioned): its errors name the partition, which the
+// caller knows as the parent table.
+var partitionName = regexp.MustCompile(`^(item_execution|item_state_history)_p[0-9]{6}$`)
+
+// tableOf returns the table an error names, a partition reported as its
+// parent.
+func tableOf(e *pq.Error) string {
+	if m := partitionName.FindStringSubmatch(e.Table); m != nil {
+		return m[1]
+	}
+	return e.Table
+}
+
 func fromPQ(e *pq.Error, err error) error {
 	code := string(e.Code)
 	switch {
@@ -95,9 +110,9 @@ func fromPQ(e *pq.Error, err error) error {
 		return &runledger.InvalidError{Field: column(e), Reason: invalidReason(code), Err: err}
 	case code == "P0001" && e.Constraint == TransitionConstraint:
 		from, to, _ := strings.Cut(e.Detail, " -> ")
-		return &runledger.TransitionError{Table: e.Table, From: runledger.ExecutionStatus(from), To: runledger.ExecutionStatus(to), Err: err}
+		return &runledger.TransitionError{Table: tableOf(e), From: runledger.ExecutionStatus(from), To: runledger.ExecutionStatus(to), Err: err}
 	case code == "P0001" && e.Constraint == ImmutableConstraint:
-		return &immutableError{table: e.Table, err: err}
+		return &immutableError{table: tableOf(e), err: err}
 	case code == "40001", code == "40P01", code == "55P03":
 		// Also ErrStale, as before ErrTransient existed.
 		return &transientError{reason: "concurrent transaction conflict (SQLSTATE " + code + ")", stale: true, err: err}
@@ -114,13 +129,13 @@ func fromPQ(e *pq.Error, err error) error {
 func column(e *pq.Error) string {
 	switch {
 	case e.Column != "" && e.Table != "":
-		return e.Table + "." + e.Column
+		return tableOf(e) + "." + e.Column
 	case e.Column != "":
 		return e.Column
 	case e.Constraint != "":
 		return e.Constraint
 	}
-	return e.Table
+	return tableOf(e)
 }
 
 func invalidReason(code string) string {

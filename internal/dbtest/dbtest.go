@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runledger/runledger/db"
+	"github.com/runledger/runledger/migrate"
 	"github.com/runledger/runledger/runledgertest"
 )
 
@@ -24,3 +25,11 @@ func NewURL(t testing.TB) string { t.Helper(); return runledgertest.NewURL(t) }
 // EmptyURL creates an empty database (no migrations applied) and returns its
 // URL; it is dropped when the test ends.
 func EmptyURL(t testing.TB) string { t.Helper(); return runledgertest.EmptyURL(t) }
+
+// Partitioned reports whether the test databases have the partitioned
+// layout (RUNLEDGER_TEST_LAYOUT=partitioned): tests of what the layout
+// changes by design branch on it.
+func Partitioned() bool {
+	l, _ := runledgertest.Layout()
+	return l == migrate.LayoutPartitioned
+}
