@@ -18,6 +18,7 @@ func TestClaimForPlan(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := dbtest.New(t)
+	onePartition(t, d)
 	// A has 10 claimable items, B 10,000 that come first in claim order.
 	_, err := d.SQL().ExecContext(ctx, `
 		WITH a AS (INSERT INTO automation (name) VALUES ('plan-a'), ('plan-b') RETURNING id, name),
@@ -55,7 +56,7 @@ func TestClaimForPlan(t *testing.T) {
 				plan = append(plan, line)
 			}
 			require.NoError(t, rows.Err())
-			text := strings.Join(plan, "\n")
+			text := parentNames(t, d, strings.Join(plan, "\n"))
 			t.Log(text)
 			require.Contains(t, text, "using ix_item_execution_claim_automation on item_execution", text)
 			require.NotContains(t, text, "Seq Scan on item_execution", text)

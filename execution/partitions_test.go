@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,16 +148,10 @@ func TestDropPartitions(t *testing.T) {
 	}
 	a, bb, c := start(), start(), start()
 	move := func(run uuid.UUID, status string, monthsAgo ...int) {
-		var ids []uuid.UUID
-		rows, err := q.QueryContext(ctx, `SELECT id FROM item_execution WHERE run_id = $1 ORDER BY id`, run)
-		require.NoError(t, err)
-		for rows.Next() {
-			var id uuid.UUID
-			require.NoError(t, rows.Scan(&id))
-			ids = append(ids, id)
-		}
-		require.NoError(t, rows.Err())
-		rows.Close()
+		var list string
+		var ids []string
+		require.NoError(t, q.QueryRowContext(ctx, `SELECT string_agg(id::text, ',' ORDER BY id) FROM item_execution WHERE run_id = $1`, run).Scan(&list))
+		ids = strings.Split(list, ",")
 		for i, id := range ids {
 			at := ago(monthsAgo[i%len(monthsAgo)]).Add(24 * time.Hour)
 			_, err := q.ExecContext(ctx, `WITH gone AS (DELETE FROM item_execution WHERE id = $1 RETURNING *)

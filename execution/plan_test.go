@@ -24,6 +24,7 @@ func TestReportPlansStayOnPrimaryKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := dbtest.New(t)
+	onePartition(t, d)
 	c := New(d, Options{})
 	t.Cleanup(func() { _ = c.Close() })
 	a, err := d.Automation.Create().SetName("plan").Save(ctx)
@@ -76,7 +77,7 @@ func TestReportPlansStayOnPrimaryKey(t *testing.T) {
 		for i, a := range tt.args {
 			params[i] = pq.QuoteLiteral(a.(string))
 		}
-		text := explain(ctx, t, conn, "EXPLAIN EXECUTE report("+strings.Join(params, ", ")+")")
+		text := parentNames(t, d, explain(ctx, t, conn, "EXPLAIN EXECUTE report("+strings.Join(params, ", ")+")"))
 		require.NotContains(t, text, "Join Filter", tt.name+":\n"+text)
 		require.NotContains(t, text, "Nested Loop", tt.name+":\n"+text)
 		require.NotContains(t, text, "Function Scan", tt.name+":\n"+text)

@@ -245,8 +245,8 @@ func (g *generation) maintain() {
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("runner: dropping partitions failed", "error", err)
 		}
-		for _, m := range d.Months {
-			r.log.Info("runner: dropped partitions", "month", m.Format("2006-01"), "runs", d.Runs)
+		if len(d.Months) > 0 {
+			r.log.Info("runner: dropped expired months", "months", len(d.Months), "first", d.Months[0].Format("2006-01"), "runs", d.Runs)
 		}
 	}
 	if r.opts.Retention > 0 {

@@ -159,32 +159,26 @@ func Convert(ctx context.Context, tx *sql.Tx, ahead int, now time.Time) (*Conver
 	}
 	var owner string
 	var grants []string
-	rows, err := tx.QueryContext(ctx, `SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner),
+	err = scanAll(ctx, tx, func(rows *sql.Rows) error {
+		var table, o, g string
+		if err := rows.Scan(&table, &o, &g); err != nil {
+			return err
+		}
+		if owner != "" && o != owner {
+			return fmt.Errorf("item_execution and item_state_history have different owners (%s, %s)", owner, o)
+		}
+		owner = o
+		if g != "" {
+			grants = append(grants, strings.Split(g, ";")...)
+		}
+		return nil
+	}, `SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner),
 			coalesce(string_agg(format('GRANT %s ON %s TO %s%s', a.privilege_type, c.oid::regclass::text,
 				CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
 				CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), ';') FILTER (WHERE a.privilege_type IS NOT NULL), '')
 		FROM pg_class c LEFT JOIN LATERAL aclexplode(c.relacl) a ON true
 		WHERE c.oid IN ($1::regclass, $2::regclass) GROUP BY 1, 2`, qual(ItemExecution), qual(History))
 	if err != nil {
-		return nil, fmt.Errorf("layout: read owner and grants: %w", err)
-	}
-	for rows.Next() {
-		var table, o, g string
-		if err := rows.Scan(&table, &o, &g); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("layout: read owner and grants: %w", err)
-		}
-		if owner != "" && o != owner {
-			rows.Close()
-			return nil, fmt.Errorf("layout: item_execution and item_state_history have different owners (%s, %s)", owner, o)
-		}
-		owner = o
-		if g != "" {
-			grants = append(grants, strings.Split(g, ";")...)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("layout: read owner and grants: %w", err)
 	}
 

@@ -305,7 +305,15 @@ func Sync(ctx context.Context, q Querier) error {
 	for _, parent := range []string{ItemExecution, History} {
 		type trig struct{ name, def string }
 		var trigs []trig
-		rows, err := q.QueryContext(ctx, `SELECT t.tgname, pg_get_triggerdef(t.oid),
+		var qualified string
+		err := scanAll(ctx, q, func(rows *sql.Rows) error {
+			var t trig
+			if err := rows.Scan(&t.name, &t.def, &qualified); err != nil {
+				return err
+			}
+			trigs = append(trigs, t)
+			return nil
+		}, `SELECT t.tgname, pg_get_triggerdef(t.oid),
 				quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 			FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE t.tgrelid = to_regclass($1) AND NOT t.tgisinternal AND t.tgtype & 1 = 0
@@ -313,34 +321,13 @@ func Sync(ctx context.Context, q Querier) error {
 		if err != nil {
 			return fmt.Errorf("layout: read the triggers of %s: %w", parent, err)
 		}
-		var qualified string
-		for rows.Next() {
-			var t trig
-			if err := rows.Scan(&t.name, &t.def, &qualified); err != nil {
-				rows.Close()
-				return fmt.Errorf("layout: read the triggers of %s: %w", parent, err)
-			}
-			trigs = append(trigs, t)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("layout: read the triggers of %s: %w", parent, err)
-		}
 		type local struct{ part, trigger string }
 		var parts []string
 		var locals []local
-		rows, err = q.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(t.tgname, '')
-			FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-			LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgtype & 1 = 0 AND t.tgparentid = 0
-			WHERE i.inhparent = to_regclass($1) ORDER BY 1, 2`, parent)
-		if err != nil {
-			return fmt.Errorf("layout: read the partitions of %s: %w", parent, err)
-		}
-		for rows.Next() {
+		err = scanAll(ctx, q, func(rows *sql.Rows) error {
 			var p, t string
 			if err := rows.Scan(&p, &t); err != nil {
-				rows.Close()
-				return fmt.Errorf("layout: read the partitions of %s: %w", parent, err)
+				return err
 			}
 			if len(parts) == 0 || parts[len(parts)-1] != p {
 				parts = append(parts, p)
@@ -348,9 +335,12 @@ func Sync(ctx context.Context, q Querier) error {
 			if t != "" {
 				locals = append(locals, local{p, t})
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		}, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(t.tgname, '')
+			FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgtype & 1 = 0 AND t.tgparentid = 0
+			WHERE i.inhparent = to_regclass($1) ORDER BY 1, 2`, parent)
+		if err != nil {
 			return fmt.Errorf("layout: read the partitions of %s: %w", parent, err)
 		}
 		keep := map[string]bool{}
@@ -378,6 +368,21 @@ func Sync(ctx context.Context, q Querier) error {
 		}
 	}
 	return nil
+}
+
+// scanAll runs query on q and calls scan for each row.
+func scanAll(ctx context.Context, q Querier, scan func(*sql.Rows) error, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // retarget turns a parent's trigger definition (as pg_get_triggerdef prints
