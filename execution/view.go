@@ -469,7 +469,7 @@ func batchCounts(ctx context.Context, q *sql.DB, runID uuid.UUID, run Counts) ([
 			GROUP BY batch_execution_id, status
 		) sc ON sc.batch_execution_id = be.id
 		WHERE be.run_id = $1
-		ORDER BY b.name, be.id`, runID)
+		ORDER BY b.name COLLATE "C", be.id`, runID)
 	batches := []BatchSummary{}
 	index := map[uuid.UUID]int{}
 	if err := each(ctx, rows, err, func(rows *sql.Rows) error {
