@@ -47,6 +47,7 @@ type config struct {
 	settings  map[string]string
 	markdown  bool
 	attach    string
+	probe     bool
 }
 
 func main() {
@@ -84,8 +85,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&settings, "set", "", "extra postgresql.conf settings, e.g. shared_buffers=1GB,work_mem=64MB")
 	fs.BoolVar(&cfg.markdown, "markdown", false, "print the table as Markdown")
 	fs.StringVar(&cfg.attach, "attach", "", "measure once, as loaded, the database of an earlier run at this URL (its server stopped loading) instead of starting a server")
+	fs.BoolVar(&cfg.probe, "probe", false, "with -attach: only measure the server CPU of -calls claims of -batch items (the server must run on this machine; pause the program that loaded it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.probe && cfg.attach == "" {
+		return nil, errors.New("-probe needs -attach")
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -135,6 +140,9 @@ func run(ctx context.Context, cfg *config, out io.Writer, logger *log.Logger) er
 		strings.TrimSpace("go run ./capacity "+strings.Join(os.Args[1:], " ")), started.UTC().Format("2006-01-02 15:04 MST"),
 		runtime.Version(), runtime.NumCPU(), loadAverage())
 	logger.Print(strings.ReplaceAll(header, "\n", "; "))
+	if cfg.probe {
+		return probeRun(ctx, cfg, header, out, logger)
+	}
 	if cfg.attach != "" {
 		return attachRun(ctx, cfg, header, out, logger)
 	}
