@@ -53,7 +53,7 @@ func TestPartitionConvertsData(t *testing.T) {
 	g := fixture.Build(t, ctx, d.Client, fixture.Options{Batches: 1, ItemsPerBatch: 3})
 	// One item execution from three months ago: its month gets a partition.
 	old := g.ItemExecutions[0]
-	past := time.Now().UTC().AddDate(0, -3, 0)
+	past := layout.MonthStart(time.Now()).AddDate(0, -3, 0).Add(36 * time.Hour)
 	_, err := q.ExecContext(ctx, `DELETE FROM item_execution WHERE id = $1`, old.ID)
 	require.NoError(t, err)
 	oldID := v7At(t, past)
