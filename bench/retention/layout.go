@@ -60,7 +60,10 @@ func measureLayout(ctx context.Context, cfg *config, server *pgserver.Server, la
 	base := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -cfg.months, 0)
 	month := func(m int) time.Time { return base.AddDate(0, m, 0) }
 	loss := "nothing: the migrations' layout"
-	if layout != "plain" {
+	if layout == "shipped" {
+		loss = "as documented for migrate.Partition (docs/scaling.md, section 3)"
+	}
+	if layout != "plain" && layout != "shipped" {
 		if loss, err = partition(ctx, raw, layout, cfg.months+1, month); err != nil {
 			return nil, fmt.Errorf("partition: %w", err)
 		}
@@ -94,6 +97,15 @@ func measureLayout(ctx context.Context, cfg *config, server *pgserver.Server, la
 			logger.Printf("   loaded %d of %d runs (%s)", i+1, runs, time.Since(t0).Round(time.Second))
 		}
 	}
+	if layout == "shipped" {
+		t := time.Now()
+		pr, err := migrate.Partition(ctx, raw, migrate.PartitionOptions{Ahead: 1})
+		if err != nil {
+			return nil, fmt.Errorf("migrate.Partition: %w", err)
+		}
+		logger.Printf("   migrate.Partition: %d months, %d item executions and %d history rows moved in %s",
+			len(pr.Months), pr.ItemExecutions, pr.History, time.Since(t).Round(time.Millisecond))
+	}
 	if _, err := d.SQL().ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
 		return nil, err
 	}
@@ -108,6 +120,28 @@ func measureLayout(ctx context.Context, cfg *config, server *pgserver.Server, la
 		var i, h int64
 		err := d.SQL().QueryRowContext(ctx, `SELECT (SELECT count(*) FROM item_execution), (SELECT count(*) FROM item_state_history)`).Scan(&i, &h)
 		return i, h, err
+	}
+	if layout == "shipped" {
+		// Month 0 by the shipped retention call.
+		var dr execution.DropResult
+		r, err := timed(ctx, d.SQL(), func() error {
+			var err error
+			dr, err = x.DropPartitions(ctx, month(1))
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("DropPartitions: %w", err)
+		}
+		i1, h1, err := counts()
+		if err != nil {
+			return nil, err
+		}
+		if len(dr.Months) != 1 || len(dr.Kept) != 0 {
+			return nil, fmt.Errorf("DropPartitions dropped %v, kept %v: want month 0 alone", dr.Months, dr.Kept)
+		}
+		r.layout, r.how, r.itemExecs, r.hist, r.totalI, r.totalHist, r.loss = layout, "Client.DropPartitions (DETACH + DROP of the month's two partitions, then DELETE of its runs)", totalI-i1, totalH-h1, totalI, totalH, loss
+		logger.Printf("   DropPartitions of month 0: %d item executions, %d history rows, %d runs in %s, %.1f MB of WAL", r.itemExecs, r.hist, dr.Runs, r.took.Round(time.Millisecond), float64(r.wal)/(1<<20))
+		return []result{r}, nil
 	}
 	// Purge of month 0.
 	r, err := timed(ctx, d.SQL(), func() error {

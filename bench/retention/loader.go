@@ -34,7 +34,7 @@ func newLoader(ctx context.Context, q *sql.DB, layout string, chunk int) (*loade
 	}
 	ieID, ieIDCol, hID, hIDCol, hExtra, hExtraCol := "", "", "", "", "", ""
 	switch layout {
-	case "v7":
+	case "v7", "shipped":
 		ieID, ieIDCol = "bench_uuidv7(t.at), ", "id, "
 		hID, hIDCol = "bench_uuidv7(ie.started_at + s.k * interval '30 ms'), ", "id, "
 	case "month":

@@ -11,7 +11,10 @@
 //   - month: both partitioned by month of the item execution's created_at,
 //     which item_state_history carries as item_execution_created_at so that
 //     its foreign key (item_execution_id, item_execution_created_at) includes
-//     the partition key.
+//     the partition key;
+//   - shipped: the partitioned layout runledger ships (migrate.Partition,
+//     the v7 design), converted after loading (timed and reported), one
+//     month removed by Client.DropPartitions and nothing else.
 //
 // Each layout gets its own database on a private server (internal/pgserver,
 // tuned for loading: fsync, synchronous_commit and autovacuum off;
@@ -79,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.history, "history", 10_000_000, "item_state_history rows to load per layout (about 3 per item execution)")
 	fs.IntVar(&cfg.months, "months", 12, "months the loaded runs spread over (one partition each)")
 	fs.IntVar(&cfg.chunk, "chunk", 100_000, "item executions per loaded run (a multiple of 10)")
-	fs.StringVar(&layouts, "layouts", "plain,v7,month", "layouts to measure: plain, v7, month")
+	fs.StringVar(&layouts, "layouts", "plain,v7,month", "layouts to measure: plain, v7, month, shipped (the partitioned layout of migrate.Partition, removal by Client.DropPartitions)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -88,7 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	for _, l := range strings.Split(layouts, ",") {
 		switch l = strings.TrimSpace(l); l {
-		case "plain", "v7", "month":
+		case "plain", "v7", "month", "shipped":
 			cfg.layouts = append(cfg.layouts, l)
 		case "":
 		default:
