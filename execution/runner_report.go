@@ -98,6 +98,12 @@ func (g *generation) flush(batch []outcome) {
 			reported = append(reported, ids...)
 			g.count(rep)
 		}
+		if len(rep.Retrying) > 0 {
+			// The fetch loop may have looked for the next retry before
+			// these were recorded: have it look again, so each is claimed
+			// at its backoff rather than at the next poll.
+			g.poke(g.wake)
+		}
 	}
 	// Reported (or given up on: their lease brings them back) items are no
 	// longer held.
