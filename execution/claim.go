@@ -94,7 +94,7 @@ func (c *Client) Heartbeat(ctx context.Context, worker string, ids []uuid.UUID, 
 	}
 	held := make(map[uuid.UUID]bool, len(ids))
 	var flagged []uuid.UUID
-	rows, err := c.query(ctx, `UPDATE item_execution ie SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_by = $1
+	rows, err := c.query(ctx, `UPDATE item_execution ie SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_by = $1, `+touched+`
 		WHERE ie.id = ANY($2::uuid[]) AND ie.claimed_by = $1 AND `+heldByWorker+`
 		RETURNING ie.id, ie.cancel_requested`, worker, uuidArray(ids), lease.Milliseconds())
 	err = each(ctx, rows, err, func(rows *sql.Rows) error {
@@ -164,6 +164,13 @@ func (r *Report) add(id uuid.UUID, status runledger.ExecutionStatus) {
 	}
 }
 
+// touched sets what the guard trigger would (runledger_guard_status:
+// version + 1, updated_at = now()) in the statement itself: the trigger's
+// WHEN clause then skips the PL/pgSQL call for rows whose status changes
+// legally (migration 20261206131500_guard_when.sql). Every hot-path UPDATE of
+// item_execution ends its SET list with it.
+const touched = `version = ie.version + 1, updated_at = now()`
+
 // heldByWorker: the item is running under an unexpired lease. The status
 // test is written so that no status or lease index can serve it
 // ((status || ”)): the planner must reach the reported items through the
@@ -188,7 +195,8 @@ UPDATE item_execution ie SET
 	error_message = CASE WHEN ie.cancel_requested THEN 'cancelled: ' || coalesce((SELECT cancellation_reason FROM run WHERE id = ie.run_id), '') ELSE NULL END,
 	finished_at = now(),
 	lease_expires_at = NULL,
-	updated_by = $1
+	updated_by = $1,
+	` + touched + `
 WHERE ie.id = ANY($2::uuid[]) AND ie.claimed_by = $1 AND ` + heldByWorker + ` AND ` + attemptMatches + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
@@ -272,7 +280,8 @@ UPDATE item_execution ie SET
 		WHEN ` + retriable + ` THEN NULL
 		ELSE now() END,
 	lease_expires_at = NULL,
-	updated_by = $1
+	updated_by = $1,
+	` + touched + `
 WHERE ie.id = ANY($2::uuid[]) AND ie.claimed_by = $1 AND ` + heldByWorker + ` AND ` + attemptMatches + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 
@@ -457,7 +466,8 @@ UPDATE item_execution ie SET
 		WHEN NOT ie.cancel_requested AND ie.retryable AND (ie.max_attempts IS NULL OR ie.attempt_count < ie.max_attempts) THEN NULL
 		ELSE now() END,
 	lease_expires_at = NULL,
-	updated_by = 'runledger:rescue'
+	updated_by = 'runledger:rescue',
+	` + touched + `
 WHERE ie.id = ANY (ARRAY(
 	SELECT id FROM item_execution
 	WHERE status = 'running' AND lease_expires_at < now()

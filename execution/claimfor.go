@@ -38,7 +38,8 @@ WITH picked AS (` + picked + `
 		finished_at = NULL,
 		lease_expires_at = now() + $3 * interval '1 millisecond',
 		claimed_by = $1,
-		updated_by = $1
+		updated_by = $1,
+		` + touched + `
 	WHERE ie.id = ANY (ARRAY(SELECT id FROM picked))
 	RETURNING ie.id, ie.run_id, ie.batch_execution_id, ie.item_id, ie.automation_id,
 		ie.attempt_count, ie.max_attempts, ie.lease_expires_at

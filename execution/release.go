@@ -18,7 +18,8 @@ UPDATE item_execution ie SET
 		ELSE 'handed back by worker ' || $1 || ' before it finished' END,
 	finished_at = CASE WHEN ie.cancel_requested THEN now() ELSE NULL END,
 	lease_expires_at = NULL,
-	updated_by = $1
+	updated_by = $1,
+	` + touched + `
 WHERE ie.id = ANY($2::uuid[]) AND ie.claimed_by = $1 AND ` + heldByWorker + `
 RETURNING ie.id, ie.batch_execution_id, ie.status`
 

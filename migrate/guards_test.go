@@ -192,6 +192,45 @@ func TestGuardVersionAndUpdatedAt(t *testing.T) {
 	require.Equal(t, 9, v)
 }
 
+// A writer that sets version + 1 and updated_at = now() itself skips the
+// guard function (its WHEN clause): the row still gets exactly one version
+// more, and an illegal transition is refused all the same.
+func TestGuardWhenWriterTouches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	g := fixture.Build(t, ctx, d.Client, fixture.Options{Batches: 1, ItemsPerBatch: 1})
+	ie := g.ItemExecutions[0]
+	var before int
+	require.NoError(t, d.SQL().QueryRowContext(ctx, `SELECT version FROM item_execution WHERE id = $1`, ie.ID).Scan(&before))
+	for _, tc := range []struct {
+		set  string
+		want int // versions gained
+	}{
+		{`status = 'running', version = version + 1, updated_at = now()`, 1},        // skips the function
+		{`status = 'running', version = version + 5, updated_at = now()`, 1},        // corrected by it
+		{`status = 'running', version = version + 1, updated_at = '2000-01-01'`, 1}, // corrected by it
+		{`claimed_by = 'w'`, 1}, // no touch at all: the function does it
+	} {
+		tx, err := d.SQL().BeginTx(ctx, nil)
+		require.NoError(t, err)
+		_, err = tx.ExecContext(ctx, `UPDATE item_execution SET `+tc.set+` WHERE id = $1`, ie.ID)
+		require.NoError(t, err, tc.set)
+		var v int
+		var fresh bool
+		require.NoError(t, tx.QueryRowContext(ctx, `SELECT version, updated_at = now() FROM item_execution WHERE id = $1`, ie.ID).Scan(&v, &fresh))
+		require.NoError(t, tx.Rollback())
+		require.Equal(t, before+tc.want, v, tc.set)
+		require.True(t, fresh, "%s: updated_at is the transaction's now()", tc.set)
+	}
+	for _, table := range []string{"item_execution", "batch_execution", "run"} {
+		_, err := d.SQL().ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET status = 'succeeded', version = version + 1, updated_at = now()`, table))
+		require.NoError(t, err, table)
+		_, err = d.SQL().ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET status = 'running', version = version + 1, updated_at = now()`, table))
+		require.ErrorIs(t, dberr.Translate(ctx, err), runledger.ErrIllegalTransition, "%s: touched by the writer, still guarded", table)
+	}
+}
+
 func TestGuardHistory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
