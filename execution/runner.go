@@ -29,8 +29,12 @@ type RunnerOptions struct {
 	// extended every Lease/3 while their handlers run.
 	Lease time.Duration
 	// FlushInterval and FlushSize: results are reported in batches, one
-	// Complete and one Fail statement per flush, every FlushInterval
-	// (default 5ms) or FlushSize items (default 1000), whichever first.
+	// Complete and one Fail statement per flush, FlushInterval (default
+	// 5ms) after a batch's first result or at FlushSize results (default
+	// 1000), whichever first. While busy (the previous flush held at least
+	// 100 results) a batch may gather for 10 × FlushInterval instead: a
+	// burn-down then reports in a few large statements, not many small
+	// ones.
 	FlushInterval time.Duration
 	FlushSize     int
 	// MaintenanceInterval is how often the elected runner runs Rescue,

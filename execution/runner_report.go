@@ -11,17 +11,42 @@ import (
 	"github.com/runledger/runledger"
 )
 
+// busyFlush is the flush size from which the reporter counts as busy: the
+// next batch may then wait longer (flushWait).
+const busyFlush = 100
+
+// busyWaitFactor: a busy reporter waits up to this many FlushIntervals for
+// a batch to fill.
+const busyWaitFactor = 10
+
+// flushWait is how long the reporter lets a batch gather after its first
+// outcome, given the size of the previous flush: FlushInterval, or, while
+// busy (the previous flush had at least busyFlush outcomes), busyWaitFactor
+// times that, so that a burn-down reports in a few large statements rather
+// than many small ones (each statement and its commit has a fixed cost on
+// the server), as River's batch completer does. A batch still goes as soon
+// as it holds FlushSize outcomes, and a quiet runner reports within
+// FlushInterval.
+func flushWait(opts RunnerOptions, previous int) time.Duration {
+	if previous >= busyFlush {
+		return busyWaitFactor * opts.FlushInterval
+	}
+	return opts.FlushInterval
+}
+
 // reportLoop sends handlers' outcomes in batches: one Complete and one Fail
-// per flush, every FlushInterval or FlushSize outcomes.
+// per flush, after flushWait or at FlushSize outcomes, whichever first.
 func (g *generation) reportLoop() {
 	defer g.reporter.Done()
 	defer close(g.reportGone)
 	r := g.r
 	var batch []outcome
+	previous := 0 // size of the last flush
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	flush := func() {
 		if len(batch) > 0 {
+			previous = len(batch)
 			g.flush(batch)
 			batch = batch[:0]
 		}
@@ -30,7 +55,7 @@ func (g *generation) reportLoop() {
 		select {
 		case out := <-g.outcomes:
 			if len(batch) == 0 {
-				timer.Reset(r.opts.FlushInterval)
+				timer.Reset(flushWait(r.opts, previous))
 			}
 			batch = append(batch, out)
 			if len(batch) >= r.opts.FlushSize {
