@@ -231,6 +231,36 @@ func TestGuardWhenWriterTouches(t *testing.T) {
 	}
 }
 
+// The history trigger's join of its transition tables is planned once per
+// session, at its first call: it must not become a nested loop when that
+// call was small (migration history_join). The function carries
+// enable_nestloop = off, and a session that first changes one row and then
+// many records each change once.
+func TestGuardHistoryJoinAfterSmallFirstCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	var config []string
+	require.NoError(t, d.SQL().QueryRowContext(ctx, `SELECT coalesce(proconfig, '{}') FROM pg_proc WHERE proname = 'runledger_history_update'`).Scan(pq.Array(&config)))
+	require.Contains(t, config, "enable_nestloop=off")
+	require.Contains(t, config, "jit=off")
+
+	g := fixture.Build(t, ctx, d.Client, fixture.Options{Batches: 1, ItemsPerBatch: 40})
+	conn, err := d.SQL().Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	first := g.ItemExecutions[0].ID
+	_, err = conn.ExecContext(ctx, `UPDATE item_execution SET status = 'running' WHERE id = $1`, first)
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, `UPDATE item_execution SET status = 'running' WHERE id <> $1`, first)
+	require.NoError(t, err)
+	var rows, items int
+	require.NoError(t, conn.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT item_execution_id) FROM item_state_history
+		WHERE new_status = 'running'`).Scan(&rows, &items))
+	require.Equal(t, 40, rows)
+	require.Equal(t, 40, items)
+}
+
 func TestGuardHistory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -1,0 +1,20 @@
+-- history_join: the history trigger's join of its transition tables never
+-- becomes a nested loop. Hand-written; ALTER FUNCTION ... SET is idempotent.
+--
+-- runledger_history_update joins new_rows to old_rows on id. PL/pgSQL plans
+-- that query once per session, at the trigger's first call, with the sizes
+-- of that call's transition tables, and keeps the plan: when the first
+-- UPDATE of item_execution in a session changed one row (a heartbeat, a
+-- small report), the cached plan is a nested loop, and every later
+-- statement of the session compares each changed row with every other one
+-- (n x n: 4.8 s instead of 0.2 s for 5000 rows, measured). A worker's
+-- session typically starts small, then reports hundreds of rows at a time.
+-- With enable_nestloop off while the function runs, the planner picks a
+-- hash (or merge) join whatever the first call's size, linear in the rows
+-- of each statement. The setting applies inside the function only (its
+-- own queries and the foreign-key checks they fire, which join nothing).
+-- jit is off there too: the one join that can only be a nested loop (the
+-- lateral VALUES of the status_count insert) then carries the planner's
+-- penalty for disabled plans, whose cost would start JIT compilation with
+-- inlining and optimisation, seconds per call (seen in a burn-down).
+ALTER FUNCTION runledger_history_update() SET enable_nestloop = off SET jit = off;
