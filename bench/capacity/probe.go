@@ -5,18 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/runledger/runledger/bench/internal/procstat"
 	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/execution"
 )
-
-// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ).
-const clockTick = 10 * time.Millisecond
 
 // probeRun measures, on the database of a running capacity server (-attach
 // with -probe; pause the program that loaded it, kill -STOP), the server CPU
@@ -37,7 +31,7 @@ func probeRun(ctx context.Context, cfg *config, header string, out io.Writer, lo
 	if err := d.SQL().QueryRowContext(ctx, `SELECT current_setting('data_directory')`).Scan(&dataDir); err != nil {
 		return err
 	}
-	pid, err := postmasterPID(dataDir)
+	pid, err := procstat.PostmasterPID(dataDir)
 	if err != nil {
 		return err
 	}
@@ -47,7 +41,7 @@ func probeRun(ctx context.Context, cfg *config, header string, out io.Writer, lo
 	}
 	var claimCPU, failCPU, wall []float64
 	for range cfg.calls {
-		c0, err := serverCPU(pid)
+		c0, err := procstat.ServerCPU(pid)
 		if err != nil {
 			return err
 		}
@@ -57,14 +51,14 @@ func probeRun(ctx context.Context, cfg *config, header string, out io.Writer, lo
 			return fmt.Errorf("claim: %w", err)
 		}
 		wall = append(wall, ms(time.Since(t)))
-		c1, err := serverCPU(pid)
+		c1, err := procstat.ServerCPU(pid)
 		if err != nil {
 			return err
 		}
 		if err := e.failBack(ctx, "prober", got); err != nil {
 			return err
 		}
-		c2, err := serverCPU(pid)
+		c2, err := procstat.ServerCPU(pid)
 		if err != nil {
 			return err
 		}
@@ -84,67 +78,6 @@ func probeRun(ctx context.Context, cfg *config, header string, out io.Writer, lo
 	l := latencyOf(wall)
 	fmt.Fprintf(out, "%s\nprobe of %s with %d finished item executions: %d claims of %d on one connection, each failed back\n"+
 		"claim wall median %.2f ms (p90 %.2f); server CPU per claim %.2f ms, per Fail %.2f ms (mean; /proc ticks of %s); load average at end %s\n",
-		header, "the attached database", finished, cfg.calls, cfg.batch, l.p50, l.p90, mean(claimCPU), mean(failCPU), clockTick, loadAverage())
+		header, "the attached database", finished, cfg.calls, cfg.batch, l.p50, l.p90, mean(claimCPU), mean(failCPU), procstat.ClockTick, loadAverage())
 	return nil
-}
-
-// postmasterPID reads the server's pid from postmaster.pid.
-func postmasterPID(dataDir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, fmt.Errorf("postmaster.pid (the server must run on this machine): %w", err)
-	}
-	return strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-}
-
-// procStat returns a process's parent, its user + system CPU time and that
-// of its waited-for children.
-func procStat(pid int) (ppid int, own, children time.Duration, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
-	if len(f) < 15 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	var v [4]int64
-	for k := range v {
-		if v[k], err = strconv.ParseInt(f[11+k], 10, 64); err != nil {
-			return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return ppid, time.Duration(v[0]+v[1]) * clockTick, time.Duration(v[2]+v[3]) * clockTick, err
-}
-
-// serverCPU is the CPU time a whole server has used so far: the
-// postmaster's own and its exited children's, plus its live children's.
-func serverCPU(postmaster int) (time.Duration, error) {
-	_, own, exited, err := procStat(postmaster)
-	if err != nil {
-		return 0, err
-	}
-	total := own + exited
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, ent := range entries {
-		pid, convErr := strconv.Atoi(ent.Name())
-		if convErr != nil {
-			continue
-		}
-		ppid, t, _, statErr := procStat(pid)
-		if statErr != nil || ppid != postmaster {
-			continue // not a child, or gone since the listing
-		}
-		total += t
-	}
-	return total, nil
 }

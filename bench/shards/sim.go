@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/runledger/runledger/bench/internal/procstat"
 	"github.com/runledger/runledger/db"
 	"github.com/runledger/runledger/execution"
 	"github.com/runledger/runledger/internal/pgserver"
@@ -140,7 +141,7 @@ func (s *sim) startCluster(ctx context.Context, c *cluster) error {
 	if err != nil {
 		return err
 	}
-	if c.postmaster, err = postmasterPID(c.server.DataDir()); err != nil {
+	if c.postmaster, err = procstat.PostmasterPID(c.server.DataDir()); err != nil {
 		return err
 	}
 	admin, err := sql.Open("postgres", c.server.URL("postgres"))
@@ -254,13 +255,13 @@ func (s *sim) burnDown(ctx context.Context) (*result, error) {
 	}
 	before := make([]time.Duration, len(s.clusters))
 	for i, c := range s.clusters {
-		t, err := serverCPU(c.postmaster)
+		t, err := procstat.ServerCPU(c.postmaster)
 		if err != nil {
 			return nil, err
 		}
 		before[i] = t
 	}
-	clientBefore, err := selfCPU()
+	clientBefore, err := procstat.SelfCPU()
 	if err != nil {
 		return nil, err
 	}
@@ -296,13 +297,13 @@ func (s *sim) burnDown(ctx context.Context) (*result, error) {
 		}
 	}
 	res.total = time.Since(t0)
-	clientAfter, err := selfCPU()
+	clientAfter, err := procstat.SelfCPU()
 	if err != nil {
 		return nil, err
 	}
 	res.clientCPU = clientAfter - clientBefore
 	for i, c := range s.clusters {
-		t, err := serverCPU(c.postmaster)
+		t, err := procstat.ServerCPU(c.postmaster)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,8 @@
-package main
+// Package procstat reads the CPU time of processes from /proc, for the
+// benchmark programs' CPU-per-item figures: the CPU time of a whole
+// PostgreSQL server (its postmaster and every backend) and of this process.
+// Linux only, as the benchmarks are.
+package procstat
 
 import (
 	"fmt"
@@ -11,14 +15,15 @@ import (
 	"time"
 )
 
-// clockTick is the unit of the times in /proc/<pid>/stat (USER_HZ).
-const clockTick = 10 * time.Millisecond
+// ClockTick is the unit of the times in /proc/<pid>/stat (USER_HZ).
+const ClockTick = 10 * time.Millisecond
 
-// postmasterPID reads the server's pid from postmaster.pid.
-func postmasterPID(dataDir string) (int, error) {
+// PostmasterPID reads a server's pid from postmaster.pid in its data
+// directory (the server must run on this machine).
+func PostmasterPID(dataDir string) (int, error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
-		return 0, fmt.Errorf("postmaster.pid: %w", err)
+		return 0, fmt.Errorf("postmaster.pid (the server must run on this machine): %w", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
 	if err != nil {
@@ -27,9 +32,9 @@ func postmasterPID(dataDir string) (int, error) {
 	return pid, nil
 }
 
-// procStat returns a process's parent and its user + system CPU time, and
-// that of its waited-for children.
-func procStat(pid int) (ppid int, own, children time.Duration, err error) {
+// Stat returns a process's parent, its user + system CPU time, and that of
+// its waited-for (exited) children.
+func Stat(pid int) (ppid int, own, children time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, 0, 0, err
@@ -50,14 +55,14 @@ func procStat(pid int) (ppid int, own, children time.Duration, err error) {
 		}
 	}
 	ppid, err = strconv.Atoi(f[1])
-	return ppid, time.Duration(v[0]+v[1]) * clockTick, time.Duration(v[2]+v[3]) * clockTick, err
+	return ppid, time.Duration(v[0]+v[1]) * ClockTick, time.Duration(v[2]+v[3]) * ClockTick, err
 }
 
-// serverCPU is the CPU time a whole server has used so far: the
+// ServerCPU is the CPU time a whole server has used so far: the
 // postmaster's own and its exited children's, plus its live children's
 // (backends, autovacuum, writers).
-func serverCPU(postmaster int) (time.Duration, error) {
-	_, own, exited, err := procStat(postmaster)
+func ServerCPU(postmaster int) (time.Duration, error) {
+	_, own, exited, err := Stat(postmaster)
 	if err != nil {
 		return 0, err
 	}
@@ -74,7 +79,7 @@ func serverCPU(postmaster int) (time.Duration, error) {
 			if convErr != nil {
 				continue
 			}
-			ppid, t, _, statErr := procStat(pid)
+			ppid, t, _, statErr := Stat(pid)
 			if statErr != nil || ppid != postmaster {
 				continue // not a child, or gone since the listing
 			}
@@ -89,8 +94,8 @@ func serverCPU(postmaster int) (time.Duration, error) {
 	}
 }
 
-// selfCPU is this process's user + system CPU time.
-func selfCPU() (time.Duration, error) {
+// SelfCPU is this process's user + system CPU time.
+func SelfCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, fmt.Errorf("getrusage: %w", err)
