@@ -2,6 +2,7 @@ package execution
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -373,6 +374,7 @@ func (g *generation) fetchLoop() {
 	poll := time.NewTimer(r.opts.PollInterval)
 	defer poll.Stop()
 	for {
+		began := time.Now()
 		full := g.fetch()
 		if full {
 			// Every slot is taken: wait for one to free (a wake-up), but
@@ -389,7 +391,7 @@ func (g *generation) fetchLoop() {
 			}
 			continue
 		}
-		next := g.nextDue()
+		next := g.nextDue(time.Since(began))
 		if !poll.Stop() {
 			select {
 			case <-poll.C:
@@ -581,17 +583,22 @@ func (g *generation) cancelJobs(ids []uuid.UUID, cause error) {
 
 // nextDue returns how long until the next retry of the runner's
 // automations comes due (0: none known). It reads the automations' claimable
-// items that are not due yet, so it runs only when a claim found nothing.
-func (g *generation) nextDue() time.Duration {
-	var ms float64
+// items that were not due when the claim it follows began (claimed is how
+// long ago that was), so it runs only when a claim found nothing: an item
+// that came due during that claim (a short backoff) is due now, and the
+// loop claims again at once instead of sleeping its fallback poll; one that
+// was already due then, and still not claimed, is not waited for.
+func (g *generation) nextDue(claimed time.Duration) time.Duration {
+	var ms sql.NullFloat64
 	err := queryRow(g.loopCtx, g.r.c.sql, `
-		SELECT coalesce(extract(epoch FROM min(ie.not_before) - now()) * 1000, 0)
+		SELECT extract(epoch FROM min(ie.not_before) - now()) * 1000
 		FROM item_execution ie
 		WHERE ie.automation_id IN (SELECT id FROM automation WHERE name = ANY ($1::text[]))
-			AND (ie.status)::text = ANY ('{queued,retrying,scheduled}'::text[]) AND ie.not_before > now()`,
-		[]any{pq.Array(g.r.names)}, &ms)
-	if err != nil || ms <= 0 {
+			AND (ie.status)::text = ANY ('{queued,retrying,scheduled}'::text[])
+			AND ie.not_before > now() - $2 * interval '1 microsecond'`,
+		[]any{pq.Array(g.r.names), claimed.Microseconds()}, &ms)
+	if err != nil || !ms.Valid {
 		return 0
 	}
-	return time.Duration(ms*float64(time.Millisecond)) + time.Millisecond
+	return time.Duration(max(ms.Float64, 0)*float64(time.Millisecond)) + time.Millisecond
 }

@@ -172,19 +172,26 @@ func TestRunnerFailures(t *testing.T) {
 // here): the report of a retry re-arms the fetch loop's next-due timer.
 func TestRunnerRetryComesDueWithoutPoll(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t, execution.Options{RetryBase: 50 * time.Millisecond, RetryMax: 50 * time.Millisecond}, 1)
-	ws := execution.NewWorkers()
-	ws.Handle(b.auto.Name, execution.HandlerFunc(func(_ context.Context, it execution.Claimed) (json.RawMessage, error) {
-		if it.Attempt == 1 {
-			return nil, errors.New("flaky once")
-		}
-		return nil, nil
-	}), execution.HandlerOptions{Concurrency: 1})
-	startRunner(t, b, ws, execution.RunnerOptions{Name: "r-retry", PollInterval: time.Hour, NoMaintenance: true})
-	run, err := b.exec.StartRun(ctx, b.auto.ID, execution.StartOptions{MaxAttempts: 2})
-	require.NoError(t, err)
-	waitFor(t, "the retried item to succeed", func() bool { return runStatus(t, b, run.ID) == runledger.StatusSucceeded })
+	for _, backoff := range []time.Duration{50 * time.Millisecond, time.Millisecond} {
+		// 1 ms: the retry comes due while the claim that follows its report
+		// runs, so the claim misses it and the loop must claim again.
+		t.Run(backoff.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := setup(t, execution.Options{RetryBase: backoff, RetryMax: backoff}, 1)
+			ws := execution.NewWorkers()
+			ws.Handle(b.auto.Name, execution.HandlerFunc(func(_ context.Context, it execution.Claimed) (json.RawMessage, error) {
+				if it.Attempt == 1 {
+					return nil, errors.New("flaky once")
+				}
+				return nil, nil
+			}), execution.HandlerOptions{Concurrency: 1})
+			startRunner(t, b, ws, execution.RunnerOptions{Name: "r-retry", PollInterval: time.Hour, NoMaintenance: true})
+			run, err := b.exec.StartRun(ctx, b.auto.ID, execution.StartOptions{MaxAttempts: 2})
+			require.NoError(t, err)
+			waitFor(t, "the retried item to succeed", func() bool { return runStatus(t, b, run.ID) == runledger.StatusSucceeded })
+		})
+	}
 }
 
 func TestRunnerCancelReachesHandler(t *testing.T) {

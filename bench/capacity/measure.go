@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/runledger/runledger/bench/internal/table"
 	"github.com/runledger/runledger/execution"
 )
 
@@ -278,26 +278,5 @@ func printTable(w io.Writer, header string, stages []*stage, markdown bool) {
 	}
 	fmt.Fprintln(w, header)
 	fmt.Fprintln(w)
-	if markdown {
-		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat(" --- |", len(cols)))
-		for _, r := range rows {
-			fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
-		}
-		return
-	}
-	widths := make([]int, len(cols))
-	for i, c := range cols {
-		widths[i] = len(c)
-	}
-	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len(c))
-		}
-	}
-	for _, r := range append([][]string{cols}, rows...) {
-		for i, c := range r {
-			fmt.Fprintf(w, "%-*s  ", widths[i], c)
-		}
-		fmt.Fprintln(w)
-	}
+	table.Write(w, cols, rows, markdown)
 }

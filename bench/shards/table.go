@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
+
+	"github.com/runledger/runledger/bench/internal/table"
 )
 
 // printTable prints one row per primary and a total.
@@ -27,28 +28,7 @@ func printTable(w io.Writer, header string, s *sim, res *result, markdown bool) 
 		res.total.Round(time.Millisecond).String(), rate(items, res.total), perItem(cpu, items), "one per primary"})
 	fmt.Fprintln(w, header)
 	fmt.Fprintf(w, "client CPU (every runner and handler, this process): %s µs/item\n\n", perItem(res.clientCPU, items))
-	if markdown {
-		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat(" --- |", len(cols)))
-		for _, r := range rows {
-			fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
-		}
-		return
-	}
-	widths := make([]int, len(cols))
-	for i, c := range cols {
-		widths[i] = len(c)
-	}
-	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len(c))
-		}
-	}
-	for _, r := range append([][]string{cols}, rows...) {
-		for i, c := range r {
-			fmt.Fprintf(w, "%-*s  ", widths[i], c)
-		}
-		fmt.Fprintln(w)
-	}
+	table.Write(w, cols, rows, markdown)
 }
 
 func rate(n int, d time.Duration) string {
