@@ -205,9 +205,11 @@ type generation struct {
 	reportGone chan struct{} // closed when the reporter exited
 	beatStop   chan struct{} // closed when no item needs its lease extended
 
-	mu   sync.Mutex
-	held map[uuid.UUID]*job // claimed, not yet reported
-	busy map[string]int     // running handlers per automation
+	mu    sync.Mutex
+	held  map[uuid.UUID]*job         // claimed, not yet reported
+	busy  map[string]int             // running handlers per automation
+	ready map[string][]*job          // claimed ahead, waiting for a free slot, per automation
+	pace  map[string]*automationPace // per automation: how long claims and handlers take
 
 	loops    sync.WaitGroup // fetch, heartbeat, listener, maintenance
 	fetched  chan struct{}  // closed when the fetch loop exited: no handler starts after it
@@ -218,9 +220,32 @@ type generation struct {
 // job is a claimed item on its way through a handler and the reporter.
 type job struct {
 	item    Claimed
-	cancel  context.CancelCauseFunc // nil once the handler returned
-	done    bool                    // the handler returned
-	stopped bool                    // it returned because Stop gave up: to hand back
+	ctx     context.Context // the handler's, made at the claim: a cancel reaches an item still waiting in ready
+	cancel  context.CancelCauseFunc
+	claimed time.Time // when it was claimed: an item claimed ahead waits in ready at most Lease/3
+	done    bool      // the handler returned
+	stopped bool      // it returned because Stop gave up: to hand back
+}
+
+// automationPace is what a generation knows of one automation's timing:
+// the last claim's duration and a moving average of its handlers' (zero
+// until one returned). It decides whether the runner claims ahead.
+type automationPace struct {
+	claim, handler time.Duration
+}
+
+// claimsAhead tells whether the runner claims up to Concurrency items more
+// than its free slots: when handlers return faster than a claim takes,
+// slots free while the next claim is still running, and the items claimed
+// ahead are at hand for them. The claims are then larger and fewer, and the
+// handlers do not wait for each claim. With slower handlers (or before one
+// returned) it claims for the free slots only, so that no item waits in one
+// runner's hands while another runner could start it. Items claimed ahead
+// that still wait a heartbeat period (Lease/3) later are handed back, and
+// the automation claims ahead again only once a handler has returned since
+// (heartbeatLoop).
+func (p *automationPace) claimsAhead() bool {
+	return p.handler > 0 && p.handler < p.claim
 }
 
 // outcome is a handler's result for the reporter.
@@ -237,7 +262,7 @@ func (r *Runner) newGeneration(ctx context.Context) (*generation, error) {
 		wake: make(chan struct{}, 1), beat: make(chan struct{}, 1),
 		outcomes: make(chan outcome, r.opts.FlushSize), reportStop: make(chan struct{}),
 		reportGone: make(chan struct{}), beatStop: make(chan struct{}), fetched: make(chan struct{}),
-		held: map[uuid.UUID]*job{}, busy: map[string]int{}}
+		held: map[uuid.UUID]*job{}, busy: map[string]int{}, ready: map[string][]*job{}, pace: map[string]*automationPace{}}
 	g.loopCtx, g.loopStop = context.WithCancel(base)
 	g.workCtx, g.workStop = context.WithCancelCause(base)
 	g.listener = r.c.db.NewListener(func(ev pq.ListenerEventType, err error) {
@@ -370,6 +395,8 @@ func (g *generation) listen() {
 func (g *generation) fetchLoop() {
 	defer g.loops.Done()
 	defer close(g.fetched)
+	// Runs before fetched closes, so before Stop looks at the handlers.
+	defer g.releaseReady()
 	r := g.r
 	poll := time.NewTimer(r.opts.PollInterval)
 	defer poll.Stop()
@@ -412,8 +439,10 @@ func (g *generation) fetchLoop() {
 	}
 }
 
-// fetch claims for each automation up to its free slots and starts the
-// handlers. It reports whether some automation had no free slot left.
+// fetch claims for each automation up to its free slots (and, while its
+// handlers are quick, up to Concurrency more: automationPace.claimsAhead)
+// and starts the handlers. It reports whether some automation had no room
+// left.
 func (g *generation) fetch() (someFull bool) {
 	r := g.r
 	for _, name := range r.names {
@@ -422,7 +451,12 @@ func (g *generation) fetch() (someFull bool) {
 		}
 		reg := r.hs[name]
 		g.mu.Lock()
-		free := reg.opts.Concurrency - g.busy[name]
+		p := g.paceOf(name)
+		limit := reg.opts.Concurrency
+		if p.claimsAhead() {
+			limit *= 2
+		}
+		free := limit - g.busy[name] - len(g.ready[name])
 		g.mu.Unlock()
 		if free <= 0 {
 			someFull = true
@@ -431,7 +465,9 @@ func (g *generation) fetch() (someFull bool) {
 		// A claim is never interrupted half-way (its items would wait for
 		// their lease to expire): Stop waits for it, then hands them back.
 		ctx, cancel := context.WithTimeout(g.base, r.opts.Lease)
+		began := time.Now()
 		items, err := r.c.ClaimFor(ctx, r.opts.Name, min(free, MaxClaim), r.opts.Lease, ClaimOptions{Automations: []string{name}})
+		took := time.Since(began)
 		cancel()
 		if err != nil {
 			r.log.Warn("runner: claim failed; retrying at the next wake-up", "automation", name, "error", err)
@@ -455,55 +491,161 @@ func (g *generation) fetch() (someFull bool) {
 		if len(items) == free {
 			someFull = true
 		}
+		g.mu.Lock()
+		p.claim = took
 		for _, it := range items {
-			g.run(reg, it)
+			ctx, cancel := context.WithCancelCause(g.workCtx)
+			j := &job{item: it, ctx: ctx, cancel: cancel, claimed: began}
+			g.held[it.ID] = j
+			g.ready[name] = append(g.ready[name], j)
+		}
+		var start []*job
+		for g.busy[name] < reg.opts.Concurrency && len(g.ready[name]) > 0 {
+			start = append(start, g.take(name))
+		}
+		g.mu.Unlock()
+		for _, j := range start {
+			g.run(reg, j)
 		}
 	}
 	return someFull
 }
 
-// run starts a handler for one claimed item.
-func (g *generation) run(reg registered, it Claimed) {
-	r := g.r
-	ctx, cancel := context.WithCancelCause(g.workCtx)
-	j := &job{item: it, cancel: cancel}
-	g.mu.Lock()
-	g.held[it.ID] = j
-	g.busy[it.AutomationName]++
-	g.mu.Unlock()
-	r.inFlight.Add(1)
+// paceOf returns the timing of automation name. g.mu is held.
+func (g *generation) paceOf(name string) *automationPace {
+	p := g.pace[name]
+	if p == nil {
+		p = &automationPace{}
+		g.pace[name] = p
+	}
+	return p
+}
+
+// take moves the next claimed item of automation name from ready to a slot.
+// g.mu is held.
+func (g *generation) take(name string) *job {
+	j := g.ready[name][0]
+	g.ready[name][0] = nil
+	g.ready[name] = g.ready[name][1:]
+	g.busy[name]++
+	g.r.inFlight.Add(1)
+	return j
+}
+
+// run starts a handler goroutine on a slot taken for j (take). When the
+// handler returns, the goroutine goes on with the next item claimed ahead,
+// if any, so the slot stays busy without a new goroutine (and the handlers'
+// WaitGroup is only added to by the fetch loop, which Stop waits for first).
+func (g *generation) run(reg registered, j *job) {
 	g.handlers.Add(1)
 	go func() {
 		defer g.handlers.Done()
-		out := g.call(ctx, reg, it)
-		cause := context.Cause(ctx)
-		cancel(nil)
-		g.mu.Lock()
-		j.done = true
-		g.busy[it.AutomationName]--
-		_, stillHeld := g.held[it.ID]
-		switch {
-		case !stillHeld:
-			// Handed back by Stop already.
-		case errors.Is(cause, ErrRunnerStopped):
-			// Stop hands it back (release); nothing to report.
-			j.stopped = true
-			stillHeld = false
-		case errors.Is(cause, runledger.ErrLeaseLost):
-			// Lost: nothing to report.
-			stillHeld = false
-			delete(g.held, it.ID)
-		}
-		g.mu.Unlock()
-		r.inFlight.Add(-1)
-		if stillHeld {
-			select {
-			case g.outcomes <- out:
-			case <-g.reportGone: // a handler that outlived Stop: its lease expires
-			}
+		for j != nil {
+			j = g.handle(reg, j)
 		}
 		g.poke(g.wake)
 	}()
+}
+
+// handle runs one item's handler and hands its outcome to the reporter; it
+// returns the automation's next item claimed ahead, with a slot taken for
+// it, or nil when there is none or the runner is stopping.
+func (g *generation) handle(reg registered, j *job) *job {
+	r := g.r
+	it := j.item
+	var out outcome
+	began := time.Now()
+	if errors.Is(context.Cause(j.ctx), runledger.ErrLeaseLost) {
+		// Lost while it waited in ready: nothing to run or report.
+		out.item = it
+	} else {
+		out = g.call(j.ctx, reg, it)
+	}
+	took := time.Since(began)
+	cause := context.Cause(j.ctx)
+	j.cancel(nil)
+	g.mu.Lock()
+	j.done = true
+	g.busy[it.AutomationName]--
+	if p := g.paceOf(it.AutomationName); p.handler == 0 {
+		p.handler = max(took, time.Nanosecond)
+	} else {
+		p.handler = (7*p.handler + max(took, time.Nanosecond)) / 8
+	}
+	_, stillHeld := g.held[it.ID]
+	switch {
+	case !stillHeld:
+		// Handed back by Stop already.
+	case errors.Is(cause, ErrRunnerStopped):
+		// Stop hands it back (release); nothing to report.
+		j.stopped = true
+		stillHeld = false
+	case errors.Is(cause, runledger.ErrLeaseLost):
+		// Lost: nothing to report.
+		stillHeld = false
+		delete(g.held, it.ID)
+	}
+	var next *job
+	if g.loopCtx.Err() == nil && len(g.ready[it.AutomationName]) > 0 {
+		next = g.take(it.AutomationName)
+	}
+	g.mu.Unlock()
+	r.inFlight.Add(-1)
+	if stillHeld {
+		select {
+		case g.outcomes <- out:
+		case <-g.reportGone: // a handler that outlived Stop: its lease expires
+		}
+	}
+	return next
+}
+
+// releaseReady hands back the items claimed ahead that no handler started
+// (the runner is stopping): at once, not when their leases expire.
+func (g *generation) releaseReady() {
+	g.handBackReady(func(*job) bool { return true }, false)
+}
+
+// handBackReady takes the items claimed ahead that match out of ready and
+// hands them back (Release): retrying and claimable by any runner, their
+// attempt counted but never failing them. With slow, the automations they
+// belong to stop claiming ahead until one of their handlers returns again.
+func (g *generation) handBackReady(match func(*job) bool, slow bool) {
+	g.mu.Lock()
+	var ids []uuid.UUID
+	for name, js := range g.ready {
+		keep := js[:0]
+		for _, j := range js {
+			if !match(j) {
+				keep = append(keep, j)
+				continue
+			}
+			j.cancel(ErrRunnerStopped)
+			if slow {
+				g.paceOf(name).handler = 0
+			}
+			if _, ok := g.held[j.item.ID]; ok { // not handed back by Stop already
+				ids = append(ids, j.item.ID)
+				delete(g.held, j.item.ID)
+			}
+		}
+		clear(js[len(keep):])
+		g.ready[name] = keep
+	}
+	g.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.base, 10*time.Second)
+	defer cancel()
+	rep, err := g.r.c.Release(ctx, g.r.opts.Name, ids)
+	g.r.handedBack.Add(int64(len(rep.Retrying)))
+	g.r.cancelled.Add(int64(len(rep.Cancelled)))
+	if err != nil && !errors.Is(err, runledger.ErrLeaseLost) {
+		g.r.log.Warn("runner: handing back items claimed ahead failed; they return when their lease expires", "items", len(ids), "error", err)
+		return
+	}
+	g.r.log.Debug("runner: handed back items claimed ahead", "items", len(rep.Retrying), "cancelled", len(rep.Cancelled))
 }
 
 // call runs the handler with the timeout and turns its result into an
@@ -550,6 +692,12 @@ func (g *generation) heartbeatLoop() {
 		case <-t.C:
 		case <-g.beat:
 		}
+		// Items claimed ahead that still wait for a slot a heartbeat
+		// period later sit behind handlers slower than they were (or
+		// hung): another runner may start them now. They are handed back
+		// rather than kept.
+		stale := time.Now().Add(-r.opts.Lease / 3)
+		g.handBackReady(func(j *job) bool { return j.claimed.Before(stale) }, true)
 		g.mu.Lock()
 		ids := make([]uuid.UUID, 0, len(g.held))
 		for id := range g.held {

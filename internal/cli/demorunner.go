@@ -27,7 +27,8 @@ const DemoRunnerCommand = "demo-runner"
 
 // The demo's runner process: it handles demoProcQuick items, then its
 // handlers hang (a stuck call), so that the kill surely finds it holding
-// demoProcConcurrency items.
+// at least demoProcConcurrency items (more when it claimed ahead of its
+// free slots, as a runner does while its handlers are quick).
 const (
 	demoProcConcurrency = 4
 	demoProcQuick       = 5
