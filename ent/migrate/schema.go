@@ -289,6 +289,9 @@ var (
 				Name:    "itemexecution_status",
 				Unique:  false,
 				Columns: []*schema.Column{ItemExecutionColumns[7]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "((status)::text = ANY ('{pending,failed,cancelled,timed_out,skipped}'::text[]))",
+				},
 			},
 			{
 				Name:    "itemexecution_run_id_item_id",
