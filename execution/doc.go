@@ -83,7 +83,9 @@
 // To process items in Go, register a Handler per automation on Workers and
 // start a Runner (Client.NewRunner): it claims the items of those
 // automations only (ClaimFor), runs at most HandlerOptions.Concurrency
-// handlers per automation, extends their leases, reports results in
+// handlers per automation (claiming up to Concurrency items ahead of its
+// free slots while handlers return faster than a claim takes), extends
+// their leases, reports results in
 // batches, wakes up on the notifications StartRun, RetryItems and CancelRun
 // send in their transactions, hands unfinished items back at Stop, and, on
 // one runner at a time across processes (a session advisory lock), runs

@@ -100,6 +100,12 @@ type RunnerStats struct {
 // while they run, results reported in batches; woken by notifications, a
 // timer and a fallback poll; and, on one runner at a time across processes,
 // maintenance. Create it with Client.NewRunner.
+//
+// While an automation's handlers return faster than a claim takes, the
+// runner claims up to Concurrency items ahead of its free slots, to start as
+// slots free; such an item still waiting a
+// heartbeat period later is handed back (Release), and Stop hands back at
+// once those not started.
 type Runner struct {
 	c     *Client
 	opts  RunnerOptions

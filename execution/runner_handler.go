@@ -35,7 +35,9 @@ func (f HandlerFunc) Handle(ctx context.Context, item Claimed) (json.RawMessage,
 // HandlerOptions tune one automation's handler.
 type HandlerOptions struct {
 	// Concurrency is the most items of the automation one Runner processes
-	// at once (default 10).
+	// at once (default 10). While the handlers return faster than a claim
+	// takes, the Runner also holds up to Concurrency items claimed ahead,
+	// waiting for a slot (see Runner).
 	Concurrency int
 	// Timeout bounds one call of the handler (0: none). A handler that
 	// runs out of time fails the item (retryable).
