@@ -356,6 +356,12 @@ func (g *generation) release() {
 		}
 	}
 	g.mu.Unlock()
+	g.handBack(ids, "items")
+}
+
+// handBack releases ids at once (retrying, claimable by any runner) and
+// counts them; what names them in the log.
+func (g *generation) handBack(ids []uuid.UUID, what string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -365,10 +371,10 @@ func (g *generation) release() {
 	g.r.handedBack.Add(int64(len(rep.Retrying)))
 	g.r.cancelled.Add(int64(len(rep.Cancelled)))
 	if err != nil && !errors.Is(err, runledger.ErrLeaseLost) {
-		g.r.log.Warn("runner: handing items back failed; they return when their lease expires", "items", len(ids), "error", err)
+		g.r.log.Warn("runner: handing back "+what+" failed; they return when their lease expires", "items", len(ids), "error", err)
 		return
 	}
-	g.r.log.Debug("runner: handed items back", "items", len(rep.Retrying), "cancelled", len(rep.Cancelled))
+	g.r.log.Debug("runner: handed back "+what, "items", len(rep.Retrying), "cancelled", len(rep.Cancelled))
 }
 
 // listen turns notifications into wake-ups.
@@ -639,19 +645,7 @@ func (g *generation) handBackReady(match func(*job) bool, slow bool) {
 		g.ready[name] = keep
 	}
 	g.mu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(g.base, 10*time.Second)
-	defer cancel()
-	rep, err := g.r.c.Release(ctx, g.r.opts.Name, ids)
-	g.r.handedBack.Add(int64(len(rep.Retrying)))
-	g.r.cancelled.Add(int64(len(rep.Cancelled)))
-	if err != nil && !errors.Is(err, runledger.ErrLeaseLost) {
-		g.r.log.Warn("runner: handing back items claimed ahead failed; they return when their lease expires", "items", len(ids), "error", err)
-		return
-	}
-	g.r.log.Debug("runner: handed back items claimed ahead", "items", len(rep.Retrying), "cancelled", len(rep.Cancelled))
+	g.handBack(ids, "items claimed ahead")
 }
 
 // call runs the handler with the timeout and turns its result into an
