@@ -1,12 +1,15 @@
 package execution
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
@@ -37,7 +40,10 @@ func Items(items []NewItem) iter.Seq2[NewItem, error] {
 // is validated against the automation's item_schema first; an invalid one
 // (an *runledger.InvalidError naming the item and the JSON pointer of the
 // failing value), an error from the iterator or a duplicate sequence number
-// (runledger.ErrConflict) aborts the whole call and adds nothing.
+// (runledger.ErrConflict) aborts the whole call and adds nothing. The
+// iterator is read on the calling goroutine; payloads are validated in
+// groups on other goroutines while the items before them are sent, and the
+// first error in item order is the one returned.
 func (c *Client) AddItems(ctx context.Context, batchID uuid.UUID, items iter.Seq2[NewItem, error]) (int64, error) {
 	var n int64
 	err := c.tx(ctx, func(tx *sql.Tx) error {
@@ -68,7 +74,6 @@ const addChunk = 2000
 
 func (c *Client) addItems(ctx context.Context, tx txQuerier, batchID uuid.UUID, items iter.Seq2[NewItem, error]) (int64, error) {
 	var (
-		n        int64
 		raw      []byte
 		isActive bool
 	)
@@ -92,56 +97,188 @@ func (c *Client) addItems(ctx context.Context, tx txQuerier, batchID uuid.UUID, 
 		return 0, err
 	}
 	defer sink.close()
-	for it, err := range items {
-		if err != nil {
-			return n, fmt.Errorf("execution: reading item %d: %w", n, err)
-		}
-		if it.SequenceNumber < 0 {
-			return n, &runledger.InvalidError{Field: fmt.Sprintf("item %d: sequence_number", it.SequenceNumber), Reason: "must be >= 0"}
-		}
-		seq := it.SequenceNumber
-		subject := func() string { return fmt.Sprintf("item %d", seq) }
-		var p sql.NullString
-		if len(it.Payload) > 0 && string(it.Payload) != "null" {
-			if err := schema.ValidateRawFunc(subject, it.Payload); err != nil {
-				return n, err
+	return addValidated(ctx, sink, items, schema)
+}
+
+// ingestGroup is how many items are validated together, on one goroutine.
+const ingestGroup = 256
+
+// pulledItem is an item as read from the caller's iterator: its payload
+// copied, since the iterator may reuse its buffer once it yields the next.
+type pulledItem struct {
+	seq int32
+	raw []byte
+}
+
+// itemGroup is a run of consecutive items on their way to the database.
+type itemGroup struct {
+	items  []pulledItem
+	bodies []sql.NullString // filled by the validation
+	bad    int              // the first invalid item (len(items) when none)
+	err    error            // why it is invalid
+	tail   error            // an error of the iterator after the items
+	done   chan struct{}    // closed when validated
+}
+
+// addValidated writes the items through sink, in order, once check passed
+// on them. The caller's iterator is read on this goroutine; the groups of
+// items it yields are validated on up to GOMAXPROCS goroutines at once and
+// written, in order, by one more, so that validating a payload against a
+// JSON Schema (a few µs each) overlaps with the COPY of those before it
+// instead of adding to it. The first error in item order wins: the items
+// before it are written (the caller rolls them back), none after. Memory
+// stays bounded: at most GOMAXPROCS + 1 groups are in flight.
+func addValidated(ctx context.Context, sink *itemSink, items iter.Seq2[NewItem, error], schema *payload.Schema) (int64, error) {
+	workers := max(1, runtime.GOMAXPROCS(0)-1)
+	queue := make(chan *itemGroup, workers)
+	slots := make(chan struct{}, workers)
+	stop := make(chan struct{}) // closed by the writer at its first error
+	var (
+		n    int64
+		werr error
+	)
+	written := make(chan struct{})
+	go func() { // the writer: the only goroutine that uses the transaction
+		defer close(written)
+		for g := range queue {
+			if werr != nil {
+				continue // drain: the producer may still send
 			}
-			if schema == nil {
-				if err := payload.CheckRaw(subject, it.Payload); err != nil {
-					return n, err
+			<-g.done
+			for i := range g.bad {
+				if werr = sink.add(ctx, g.items[i].seq, g.bodies[i]); werr != nil {
+					break
+				}
+				n++
+			}
+			if werr == nil {
+				werr = cmp.Or(g.err, g.tail)
+			}
+			if werr != nil {
+				close(stop)
+			}
+		}
+		if werr == nil {
+			werr = sink.flush(ctx)
+		}
+	}()
+	validate := func(g *itemGroup) {
+		defer func() { <-slots }()
+		defer close(g.done)
+		g.bad = len(g.items)
+		g.bodies = make([]sql.NullString, len(g.items))
+		// The common case, every payload valid, in one decoding of the
+		// group; otherwise item by item, for the first error and its words.
+		raws := make([][]byte, 0, len(g.items))
+		for _, it := range g.items {
+			if hasPayload(it.raw) {
+				raws = append(raws, it.raw)
+			}
+		}
+		checked := schema.AllValid(raws)
+		for i, it := range g.items {
+			body, err := checkItem(schema, it, checked)
+			if err != nil {
+				g.bad, g.err = i, err
+				return
+			}
+			g.bodies[i] = body
+		}
+	}
+	send := func(g *itemGroup) {
+		slots <- struct{}{}
+		go validate(g)
+		queue <- g
+	}
+	func() {
+		// Even if the iterator panics, the writer ends before we return.
+		defer func() {
+			close(queue)
+			<-written
+		}()
+		g := &itemGroup{done: make(chan struct{})}
+		pulled := 0
+		for it, err := range items {
+			if err != nil {
+				g.tail = fmt.Errorf("execution: reading item %d: %w", pulled, err)
+				break
+			}
+			g.items = append(g.items, pulledItem{seq: it.SequenceNumber, raw: bytes.Clone(it.Payload)})
+			pulled++
+			if len(g.items) == ingestGroup {
+				send(g)
+				g = &itemGroup{done: make(chan struct{})}
+				select {
+				case <-stop:
+					return // an earlier item failed: read no further
+				default:
 				}
 			}
-			p = sql.NullString{String: string(it.Payload), Valid: true}
-		} else if schema != nil {
-			if err := schema.Validate(subject(), nil); err != nil {
-				return n, err
+		}
+		send(g)
+	}()
+	return n, werr
+}
+
+// hasPayload tells whether raw is a payload to store (nil and JSON null are
+// none).
+func hasPayload(raw []byte) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// checkItem validates one item: its sequence number, and its payload
+// against the automation's item_schema (nil: well-formed JSON of bounded
+// depth), unless checked says its group's payloads all passed already. It
+// returns the payload to store.
+func checkItem(schema *payload.Schema, it pulledItem, checked bool) (sql.NullString, error) {
+	if it.seq < 0 {
+		return sql.NullString{}, &runledger.InvalidError{Field: fmt.Sprintf("item %d: sequence_number", it.seq), Reason: "must be >= 0"}
+	}
+	subject := func() string { return fmt.Sprintf("item %d", it.seq) }
+	if hasPayload(it.raw) {
+		if checked {
+			return sql.NullString{String: string(it.raw), Valid: true}, nil
+		}
+		if err := schema.ValidateRawFunc(subject, it.raw); err != nil {
+			return sql.NullString{}, err
+		}
+		if schema == nil {
+			if err := payload.CheckRaw(subject, it.raw); err != nil {
+				return sql.NullString{}, err
 			}
 		}
-		if err := sink.add(ctx, it.SequenceNumber, p); err != nil {
-			return n, err
-		}
-		n++
+		return sql.NullString{String: string(it.raw), Valid: true}, nil
 	}
-	return n, sink.flush(ctx)
+	if schema != nil {
+		if err := schema.Validate(subject(), nil); err != nil {
+			return sql.NullString{}, err
+		}
+	}
+	return sql.NullString{}, nil
 }
 
 // itemSink writes items: through COPY when the transaction can prepare
 // statements (*sql.Tx), else in multi-row INSERTs of addChunk rows.
 type itemSink struct {
-	tx      txQuerier
-	copy    *sql.Stmt
-	batchID uuid.UUID
-	actor   sql.NullString
-	seqs    []int32
-	bodies  []sql.NullString
+	tx        txQuerier
+	copy      *sql.Stmt
+	batchID   uuid.UUID
+	batchText string // batchID as COPY sends it, made once
+	actor     sql.NullString
+	seqs      []int32
+	bodies    []sql.NullString
 }
 
 func newItemSink(ctx context.Context, tx txQuerier, batchID uuid.UUID, actor sql.NullString) (*itemSink, error) {
-	s := &itemSink{tx: tx, batchID: batchID, actor: actor}
+	s := &itemSink{tx: tx, batchID: batchID, batchText: batchID.String(), actor: actor}
 	if p, ok := tx.(interface {
 		PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 	}); ok {
-		stmt, err := p.PrepareContext(ctx, `COPY item (batch_id, sequence_number, payload, created_by, updated_by) FROM STDIN`)
+		// Without an actor, created_by and updated_by keep their default
+		// (NULL) and each row carries three values instead of five.
+		query := `COPY item (batch_id, sequence_number, payload) FROM STDIN`
+		if actor.Valid {
+			query = `COPY item (batch_id, sequence_number, payload, created_by, updated_by) FROM STDIN`
+		}
+		stmt, err := p.PrepareContext(ctx, query)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +293,12 @@ func (s *itemSink) add(ctx context.Context, seq int32, p sql.NullString) error {
 		if p.Valid {
 			v = p.String
 		}
-		_, err := s.copy.ExecContext(ctx, s.batchID.String(), seq, v, s.actor, s.actor)
+		var err error
+		if s.actor.Valid {
+			_, err = s.copy.ExecContext(ctx, s.batchText, seq, v, s.actor, s.actor)
+		} else {
+			_, err = s.copy.ExecContext(ctx, s.batchText, seq, v)
+		}
 		return err
 	}
 	s.seqs = append(s.seqs, seq)
