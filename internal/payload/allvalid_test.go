@@ -47,7 +47,7 @@ func TestAllValid(t *testing.T) {
 					each = false
 				}
 			}
-			require.Equal(t, each, tc.want)
+			require.Equal(t, tc.want, each)
 		})
 	}
 }
