@@ -141,10 +141,10 @@ func addValidated(ctx context.Context, sink *itemSink, items iter.Seq2[NewItem, 
 	go func() { // the writer: the only goroutine that uses the transaction
 		defer close(written)
 		for g := range queue {
+			<-g.done // also when draining: no validation outlives the call
 			if werr != nil {
 				continue // drain: the producer may still send
 			}
-			<-g.done
 			for i := range g.bad {
 				if werr = sink.add(ctx, g.items[i].seq, g.bodies[i]); werr != nil {
 					break
