@@ -59,7 +59,9 @@ func (c *Client) AddItems(ctx context.Context, batchID uuid.UUID, items iter.Seq
 
 // AddItemsTx is AddItems inside the caller's transaction (a *sql.Tx, which
 // streams with COPY, or an *ent.Tx, which inserts in chunks of
-// addChunk rows): the items exist only if that transaction commits. Items
+// addChunk rows): the items exist only if that transaction commits. The
+// iterator must not use that transaction: AddItemsTx writes through it
+// while the iterator runs. Items
 // only join runs started after them (StartRun takes the batch's items as
 // they are), so adding items wakes no runner. Errors are translated; after
 // one, roll the transaction back.
@@ -126,8 +128,9 @@ type itemGroup struct {
 // written, in order, by one more, so that validating a payload against a
 // JSON Schema (a few µs each) overlaps with the COPY of those before it
 // instead of adding to it. The first error in item order wins: the items
-// before it are written (the caller rolls them back), none after. Memory
-// stays bounded: at most GOMAXPROCS + 1 groups are in flight.
+// before it are written (the caller rolls them back), none after; the
+// iterator may have been read a few groups further by then. Memory stays
+// bounded: about two groups per CPU are in flight.
 func addValidated(ctx context.Context, sink *itemSink, items iter.Seq2[NewItem, error], schema *payload.Schema) (int64, error) {
 	workers := max(1, runtime.GOMAXPROCS(0)-1)
 	queue := make(chan *itemGroup, workers)
@@ -165,6 +168,13 @@ func addValidated(ctx context.Context, sink *itemSink, items iter.Seq2[NewItem, 
 	validate := func(g *itemGroup) {
 		defer func() { <-slots }()
 		defer close(g.done)
+		defer func() {
+			// A panic here would end the process; the caller gets it
+			// as the group's error instead, as it would on its goroutine.
+			if v := recover(); v != nil {
+				g.bad, g.err = 0, fmt.Errorf("execution: validating items: panic: %v", v)
+			}
+		}()
 		g.bad = len(g.items)
 		g.bodies = make([]sql.NullString, len(g.items))
 		// The common case, every payload valid, in one decoding of the

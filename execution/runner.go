@@ -89,7 +89,7 @@ type RunnerStats struct {
 	Failed     int64 // reported failed for good
 	Retried    int64 // reported failed, to be retried
 	Cancelled  int64 // ended cancelled
-	HandedBack int64 // released unfinished at Stop
+	HandedBack int64 // released unfinished: at Stop, or claimed ahead and left waiting behind slow handlers
 	Rescued    int64 // taken back from dead workers by this runner's maintenance
 	InFlight   int64 // handlers running now
 	Leader     bool  // whether this runner runs maintenance now
@@ -103,9 +103,10 @@ type RunnerStats struct {
 //
 // While an automation's handlers return faster than a claim takes, the
 // runner claims up to Concurrency items ahead of its free slots, to start as
-// slots free; such an item still waiting a
-// heartbeat period later is handed back (Release), and Stop hands back at
-// once those not started.
+// slots free; such an item still waiting a heartbeat period later (behind
+// handlers that slowed down or hung) is handed back (Release, which counts
+// the attempt). A graceful Stop runs the items claimed ahead; one that gives
+// up hands them back with the running ones.
 type Runner struct {
 	c     *Client
 	opts  RunnerOptions
@@ -173,9 +174,10 @@ func (r *Runner) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops claiming at once, waits for running handlers until ctx ends,
-// then cancels their contexts (cause ErrRunnerStopped) and hands their
-// items back at once (Release: retrying and claimable, the interrupted
+// Stop stops claiming at once, waits until ctx ends for the running
+// handlers (which also run the items the runner claimed ahead), then
+// cancels their contexts (cause ErrRunnerStopped) and hands their items,
+// and those claimed ahead that no handler reached, back at once (Release: retrying and claimable, the interrupted
 // attempt counted but never failing the item). Results already returned are
 // reported before Stop returns; no goroutine of the runner outlives it,
 // except handlers that ignore their context, which Stop waits for a further
@@ -407,8 +409,6 @@ func (g *generation) listen() {
 func (g *generation) fetchLoop() {
 	defer g.loops.Done()
 	defer close(g.fetched)
-	// Runs before fetched closes, so before Stop looks at the handlers.
-	defer g.releaseReady()
 	r := g.r
 	poll := time.NewTimer(r.opts.PollInterval)
 	defer poll.Stop()
@@ -488,22 +488,24 @@ func (g *generation) fetch() (someFull bool) {
 		if len(items) == 0 {
 			continue
 		}
-		if g.loopCtx.Err() != nil {
-			ids := make([]uuid.UUID, len(items))
-			for i, it := range items {
-				ids[i] = it.ID
-			}
-			if _, err := r.c.Release(g.base, r.opts.Name, ids); err != nil {
-				r.log.Warn("runner: handing back items claimed during Stop failed; they return when their lease expires", "error", err)
-			}
-			return false
-		}
 		r.claimed.Add(int64(len(items)))
 		r.log.Debug("runner: claimed", "automation", name, "items", len(items))
 		if len(items) == free {
 			someFull = true
 		}
 		g.mu.Lock()
+		if g.loopCtx.Err() != nil {
+			// Stop began during the claim: none of these starts. Checked
+			// under the lock, so that Stop's own hand-back (release) either
+			// sees them or runs after this one.
+			g.mu.Unlock()
+			ids := make([]uuid.UUID, len(items))
+			for i, it := range items {
+				ids[i] = it.ID
+			}
+			g.handBack(ids, "items claimed during Stop")
+			return false
+		}
 		p.claim = took
 		for _, it := range items {
 			ctx, cancel := context.WithCancelCause(g.workCtx)
@@ -567,9 +569,11 @@ func (g *generation) handle(reg registered, j *job) *job {
 	it := j.item
 	var out outcome
 	began := time.Now()
-	if errors.Is(context.Cause(j.ctx), runledger.ErrLeaseLost) {
-		// Lost while it waited in ready: nothing to run or report.
-		out.item = it
+	if cause := context.Cause(j.ctx); cause != nil {
+		// Its run was cancelled (or its lease lost, or Stop gave up)
+		// while it waited in ready: no handler call; the outcome is the
+		// cause, as a handler honouring its context would return.
+		out = outcome{item: it, err: cause}
 	} else {
 		out = g.call(j.ctx, reg, it)
 	}
@@ -598,7 +602,9 @@ func (g *generation) handle(reg registered, j *job) *job {
 		delete(g.held, it.ID)
 	}
 	var next *job
-	if g.loopCtx.Err() == nil && len(g.ready[it.AutomationName]) > 0 {
+	// Also while stopping: the items claimed ahead are this runner's to
+	// finish, as the running ones are, until Stop gives up (workCtx).
+	if g.workCtx.Err() == nil && len(g.ready[it.AutomationName]) > 0 {
 		next = g.take(it.AutomationName)
 	}
 	g.mu.Unlock()
@@ -612,17 +618,11 @@ func (g *generation) handle(reg registered, j *job) *job {
 	return next
 }
 
-// releaseReady hands back the items claimed ahead that no handler started
-// (the runner is stopping): at once, not when their leases expire.
-func (g *generation) releaseReady() {
-	g.handBackReady(func(*job) bool { return true }, false)
-}
-
 // handBackReady takes the items claimed ahead that match out of ready and
 // hands them back (Release): retrying and claimable by any runner, their
-// attempt counted but never failing them. With slow, the automations they
-// belong to stop claiming ahead until one of their handlers returns again.
-func (g *generation) handBackReady(match func(*job) bool, slow bool) {
+// attempt counted but never failing them. The automations they belong to
+// stop claiming ahead until one of their handlers returns again.
+func (g *generation) handBackReady(match func(*job) bool) {
 	g.mu.Lock()
 	var ids []uuid.UUID
 	for name, js := range g.ready {
@@ -633,9 +633,7 @@ func (g *generation) handBackReady(match func(*job) bool, slow bool) {
 				continue
 			}
 			j.cancel(ErrRunnerStopped)
-			if slow {
-				g.paceOf(name).handler = 0
-			}
+			g.paceOf(name).handler = 0
 			if _, ok := g.held[j.item.ID]; ok { // not handed back by Stop already
 				ids = append(ids, j.item.ID)
 				delete(g.held, j.item.ID)
@@ -697,7 +695,7 @@ func (g *generation) heartbeatLoop() {
 		// hung): another runner may start them now. They are handed back
 		// rather than kept.
 		stale := time.Now().Add(-r.opts.Lease / 3)
-		g.handBackReady(func(j *job) bool { return j.claimed.Before(stale) }, true)
+		g.handBackReady(func(j *job) bool { return j.claimed.Before(stale) })
 		g.mu.Lock()
 		ids := make([]uuid.UUID, 0, len(g.held))
 		for id := range g.held {
@@ -722,10 +720,31 @@ func (g *generation) heartbeatLoop() {
 func (g *generation) cancelJobs(ids []uuid.UUID, cause error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	lost := map[uuid.UUID]bool{}
 	for _, id := range ids {
 		if j, ok := g.held[id]; ok && !j.done {
 			j.cancel(cause)
+			if errors.Is(cause, runledger.ErrLeaseLost) {
+				lost[id] = true
+			}
 		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	// A lost item still waiting for a slot is dropped now: no heartbeat
+	// should claim it again, no handler see it.
+	for name, js := range g.ready {
+		keep := js[:0]
+		for _, j := range js {
+			if lost[j.item.ID] {
+				delete(g.held, j.item.ID)
+				continue
+			}
+			keep = append(keep, j)
+		}
+		clear(js[len(keep):])
+		g.ready[name] = keep
 	}
 }
 

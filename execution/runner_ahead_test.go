@@ -91,68 +91,107 @@ func TestRunnerClaimsAheadOnlyForQuickHandlers(t *testing.T) {
 	}
 }
 
-// Stop hands back at once the items claimed ahead that no handler started,
-// and they are never given to a handler; the running handlers' items are
-// reported when they return.
-func TestRunnerStopHandsBackItemsClaimedAhead(t *testing.T) {
-	t.Parallel()
+// aheadFixture: a runner (Concurrency 2) whose first two handler calls
+// return at once (the runner learns its handlers are quick) and whose later
+// ones block until released (or their context ends): two items running and
+// two claimed ahead, waiting for their slots.
+type aheadFixture struct {
+	b       *bundle
+	r       *execution.Runner
+	run     uuid.UUID
+	calls   atomic.Int64
+	release chan struct{}
+	mu      sync.Mutex
+	handled map[uuid.UUID]error // the context's cause when each call returned
+}
+
+func newAheadFixture(t *testing.T, name string) *aheadFixture {
+	t.Helper()
 	ctx := context.Background()
-	b := setup(t, execution.Options{}, 20)
-	var (
-		calls   atomic.Int64
-		mu      sync.Mutex
-		handled = map[uuid.UUID]bool{}
-	)
-	release := make(chan struct{})
+	f := &aheadFixture{b: setup(t, execution.Options{}, 20), release: make(chan struct{}), handled: map[uuid.UUID]error{}}
 	ws := execution.NewWorkers()
-	ws.Handle(b.auto.Name, execution.HandlerFunc(func(_ context.Context, it execution.Claimed) (json.RawMessage, error) {
-		mu.Lock()
-		handled[it.ID] = true
-		mu.Unlock()
-		if calls.Add(1) > 2 {
-			<-release // the first two return at once: the runner learns that handlers are quick
+	ws.Handle(f.b.auto.Name, execution.HandlerFunc(func(ctx context.Context, it execution.Claimed) (json.RawMessage, error) {
+		if f.calls.Add(1) > 2 {
+			select {
+			case <-f.release:
+			case <-ctx.Done():
+			}
 		}
-		return nil, nil
+		f.mu.Lock()
+		f.handled[it.ID] = context.Cause(ctx)
+		f.mu.Unlock()
+		return nil, context.Cause(ctx)
 	}), execution.HandlerOptions{Concurrency: 2})
-	r := startRunner(t, b, ws, execution.RunnerOptions{Name: "r-ahead", Lease: time.Minute, NoMaintenance: true})
-	run, err := b.exec.StartRun(ctx, b.auto.ID, execution.StartOptions{})
+	f.r = startRunner(t, f.b, ws, execution.RunnerOptions{Name: name, Lease: time.Minute, NoMaintenance: true})
+	run, err := f.b.exec.StartRun(ctx, f.b.auto.ID, execution.StartOptions{})
 	require.NoError(t, err)
-	running := func() int {
-		var n int
-		require.NoError(t, b.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM item_execution WHERE run_id = $1 AND status = 'running'`, run.ID).Scan(&n))
-		return n
-	}
-	succeeded := func() int {
-		var n int
-		require.NoError(t, b.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM item_execution WHERE run_id = $1 AND status = 'succeeded'`, run.ID).Scan(&n))
-		return n
-	}
+	f.run = run.ID
 	// Settled: the first two reported, two handlers blocked, and two items
 	// claimed ahead (Concurrency more than the free slots) waiting for them.
-	const ahead = 2
-	waitFor(t, "items claimed ahead", func() bool { return calls.Load() == 4 && succeeded() == 2 && running() == 2+ahead })
+	waitFor(t, "items claimed ahead", func() bool {
+		return f.calls.Load() == 4 && f.count(t, "succeeded") == 2 && f.count(t, "running") == 4
+	})
+	return f
+}
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- r.Stop(ctx) }()
-	waitFor(t, "the items claimed ahead to be handed back", func() bool { return running() == 2 })
-	close(release)
-	require.NoError(t, <-stopped)
-	require.EqualValues(t, ahead, r.Stats().HandedBack)
-	require.EqualValues(t, 4, calls.Load(), "no item claimed ahead reached a handler")
+func (f *aheadFixture) count(t *testing.T, status string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, f.b.db.SQL().QueryRowContext(context.Background(),
+		`SELECT count(*) FROM item_execution WHERE run_id = $1 AND status = $2`, f.run, status).Scan(&n))
+	return n
+}
 
-	var retrying int
-	require.NoError(t, b.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM item_execution WHERE run_id = $1 AND status = 'retrying' AND lease_expires_at IS NULL`, run.ID).Scan(&retrying))
-	require.Equal(t, 4, succeeded())
-	require.Equal(t, ahead, retrying)
-	rows, err := b.db.SQL().QueryContext(ctx, `SELECT id FROM item_execution WHERE run_id = $1 AND status = 'retrying'`, run.ID)
+// A graceful Stop runs the items claimed ahead, as it lets the running
+// handlers finish; a Stop that gives up hands them back with the running
+// ones, and no handler ever sees them.
+func TestRunnerStopAndItemsClaimedAhead(t *testing.T) {
+	t.Parallel()
+	t.Run("graceful: run", func(t *testing.T) {
+		t.Parallel()
+		f := newAheadFixture(t, "r-ahead-graceful")
+		stopped := make(chan error, 1)
+		go func() { stopped <- f.r.Stop(context.Background()) }()
+		time.Sleep(100 * time.Millisecond) // Stop is waiting for the handlers
+		require.Equal(t, 4, f.count(t, "running"), "nothing handed back while handlers run")
+		close(f.release)
+		require.NoError(t, <-stopped)
+		require.EqualValues(t, 6, f.calls.Load(), "the two items claimed ahead ran")
+		require.Zero(t, f.r.Stats().HandedBack)
+		require.Equal(t, 6, f.count(t, "succeeded"))
+		require.Zero(t, f.count(t, "running"))
+	})
+	t.Run("Stop gives up: hand back", func(t *testing.T) {
+		t.Parallel()
+		f := newAheadFixture(t, "r-ahead-abrupt")
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		require.NoError(t, f.r.Stop(ctx))
+		require.EqualValues(t, 4, f.r.Stats().HandedBack, "two running, two claimed ahead")
+		require.EqualValues(t, 4, f.calls.Load(), "no item claimed ahead reached a handler")
+		require.Equal(t, 4, f.count(t, "retrying"))
+		require.Equal(t, 2, f.count(t, "succeeded"))
+		require.Zero(t, f.count(t, "running"))
+	})
+}
+
+// An item whose run is cancelled while it waits for a slot never reaches a
+// handler: it ends cancelled, like the running ones.
+func TestRunnerCancelledRunSkipsItemsClaimedAhead(t *testing.T) {
+	t.Parallel()
+	f := newAheadFixture(t, "r-ahead-cancel")
+	_, err := f.b.exec.CancelRun(context.Background(), f.run, "changed my mind")
 	require.NoError(t, err)
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		require.NoError(t, rows.Scan(&id))
-		require.False(t, handled[id], "%s was handed back after its handler ran", id)
+	waitFor(t, "the run to end cancelled", func() bool { return runStatus(t, f.b, f.run) == runledger.StatusCancelled })
+	require.EqualValues(t, 4, f.calls.Load(), "the two items claimed ahead were not handled")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, cause := range f.handled {
+		if cause != nil {
+			require.ErrorIs(t, cause, execution.ErrRunCancelled, "%s", id)
+		}
 	}
-	require.NoError(t, rows.Err())
+	require.Equal(t, 18, f.count(t, "cancelled"), "all but the two that succeeded first")
 }
 
 // Items claimed ahead that wait behind handlers that stopped returning are

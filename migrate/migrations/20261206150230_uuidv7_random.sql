@@ -30,8 +30,10 @@
 -- by the primary key; no row is ever overwritten).
 --
 -- Still one SELECT of one expression with no FROM: inlined into its callers.
+-- PARALLEL RESTRICTED, as random() is (the previous body, on
+-- gen_random_uuid(), was PARALLEL SAFE).
 CREATE OR REPLACE FUNCTION runledger_uuidv7() RETURNS uuid
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+LANGUAGE sql VOLATILE PARALLEL RESTRICTED AS $$
   SELECT encode(
     int8send((floor(date_part('epoch', clock_timestamp()) * 1000)::int8 << 16)
       | 28672
