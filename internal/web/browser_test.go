@@ -151,7 +151,18 @@ func TestBrowser(t *testing.T) {
 	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+		// A live region can be replaced between finding its node and
+		// reading it ("No node with given id found"): read again.
+		var (
+			s   string
+			err error
+		)
+		for range 5 {
+			if s, err = chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel))); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		require.NoError(t, err, sel)
 		return strings.TrimSpace(s)
 	}
@@ -205,7 +216,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("run is %s in the database; the page has:\n%.3000s", r.Status, html)
 	}
 	require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS("#retry-form"))))
-	require.Equal(t, "wrong input file", text("#cancel-reason-shown"))
+	// The forms follow the progress event at once; the reason comes with
+	// the live part that the same event then fetches.
+	require.Eventually(t, func() bool {
+		shown, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#cancel-reason-shown")))
+		return err == nil && strings.TrimSpace(shown) == "wrong input file"
+	}, time.Minute, 100*time.Millisecond, "the page shows the cancellation reason")
 	r, err = d.Run.Get(ctx, live.ID)
 	require.NoError(t, err)
 	require.Equal(t, runledger.StatusCancelled, r.Status)
