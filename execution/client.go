@@ -200,6 +200,21 @@ func each(ctx context.Context, rows *sql.Rows, err error, scan func(*sql.Rows) e
 	return translate(ctx, rows.Err())
 }
 
+// queryIDs runs a query whose rows are one uuid each and returns them.
+func queryIDs(ctx context.Context, q txQuerier, query string, args ...any) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	rows, err := q.QueryContext(ctx, query, args...)
+	err = each(ctx, rows, err, func(rows *sql.Rows) error {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}
+
 // uuidArray adapts ids for a uuid[] parameter.
 func uuidArray(ids []uuid.UUID) any {
 	s := make([]string, len(ids))

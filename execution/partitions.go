@@ -2,12 +2,10 @@ package execution
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/lib/pq"
 
 	"github.com/runledger/runledger/internal/layout"
@@ -140,16 +138,7 @@ func (c *Client) dropMonth(ctx context.Context, p layout.Partition, olderThan ti
 			return false, 0, translate(ctx, err)
 		}
 	}
-	var ids []uuid.UUID
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT run_id FROM `+ie)
-	err = each(ctx, rows, err, func(rows *sql.Rows) error {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		ids = append(ids, id)
-		return nil
-	})
+	ids, err := queryIDs(ctx, tx, `SELECT DISTINCT run_id FROM `+ie)
 	if err != nil {
 		return false, 0, err
 	}

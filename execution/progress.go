@@ -111,16 +111,7 @@ func (c *Client) CompactProgress(ctx context.Context) error {
 	if err != nil || !writable {
 		return translate(ctx, err)
 	}
-	var crowded []uuid.UUID
-	rows, err := c.sql.QueryContext(ctx, `SELECT run_id FROM status_count GROUP BY run_id HAVING count(*) > $1`, compactAfter)
-	err = each(ctx, rows, err, func(rows *sql.Rows) error {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		crowded = append(crowded, id)
-		return nil
-	})
+	crowded, err := queryIDs(ctx, c.sql, `SELECT run_id FROM status_count GROUP BY run_id HAVING count(*) > $1`, compactAfter)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package execution
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -102,17 +101,7 @@ func (c *Client) Purge(ctx context.Context, olderThan time.Time, opts PurgeOptio
 
 // purgeCandidates lists up to limit purgeable runs.
 func (c *Client) purgeCandidates(ctx context.Context, olderThan time.Time, limit int) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
-	rows, err := c.sql.QueryContext(ctx, purgeRunsSQL, limit, olderThan)
-	err = each(ctx, rows, err, func(rows *sql.Rows) error {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		ids = append(ids, id)
-		return nil
-	})
-	return ids, err
+	return queryIDs(ctx, c.sql, purgeRunsSQL, limit, olderThan)
 }
 
 // purgeRun deletes one run's item executions chunk by chunk, then the run.

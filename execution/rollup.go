@@ -168,19 +168,7 @@ func (c *Client) rollupRuns(ctx context.Context, runs []uuid.UUID) error {
 // process that died between reporting items and rolling them up). It reads
 // only unfinished batch executions and runs, through their status indexes.
 func (c *Client) sweep(ctx context.Context) error {
-	ids := func(query string) ([]uuid.UUID, error) {
-		var out []uuid.UUID
-		rows, err := c.sql.QueryContext(ctx, query)
-		err = each(ctx, rows, err, func(rows *sql.Rows) error {
-			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			out = append(out, id)
-			return nil
-		})
-		return out, err
-	}
+	ids := func(query string) ([]uuid.UUID, error) { return queryIDs(ctx, c.sql, query) }
 	bes, err := ids(`SELECT b.id FROM batch_execution b
 		WHERE (b.status)::text = ANY ('{pending,queued,scheduled,running,retrying}'::text[])
 			AND NOT EXISTS (SELECT 1 FROM status_count sc WHERE sc.batch_execution_id = b.id
