@@ -17,10 +17,11 @@ const scaleBatches = 10
 // scaleRun is a started run of n queued items (scaleBatches batches), on a
 // database of its own, shared by the progress and claim workloads.
 type scaleRun struct {
-	d   *db.DB
-	x   *execution.Client
-	run uuid.UUID
-	n   int
+	d        *db.DB
+	x        *execution.Client
+	run      uuid.UUID
+	n        int
+	finished int // items the progress workload's activity completed: no longer claimable
 }
 
 func (b *bench) scaleRun(ctx context.Context, n int) (*scaleRun, error) {
@@ -94,9 +95,11 @@ func (b *bench) progress(ctx context.Context) error {
 	activity := func(s *scaleRun) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
 			for range 5 {
-				if _, err := runledgerStep(ctx, s.x, "progress-worker", 10); err != nil {
+				done, err := runledgerStep(ctx, s.x, "progress-worker", 10)
+				if err != nil {
 					return err
 				}
+				s.finished += done
 			}
 			return nil
 		}
@@ -180,7 +183,7 @@ func (b *bench) claim(ctx context.Context) error {
 					return 0, err
 				}
 				times = append(times, float64(time.Since(start).Microseconds())/1000)
-				if want := min(batch, s.n); len(claimed) != want {
+				if want := min(batch, s.n-s.finished); len(claimed) != want {
 					return 0, fmt.Errorf("claimed %d of %d items", len(claimed), want)
 				}
 				failures := make([]execution.Failure, len(claimed))
